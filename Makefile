@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+
+.PHONY: venv dev run test lint chromium bench demo clean
+
+venv: $(VENV)/.runtime-ok
+
+$(VENV)/.runtime-ok: requirements.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+dev: $(VENV)/.dev-ok
+
+$(VENV)/.dev-ok: $(VENV)/.runtime-ok requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Debian's chromium for the browser tests (playwright drives /usr/bin/chromium; it downloads no browser).
+chromium:
+	@if [ -x /usr/bin/chromium ]; then echo "chromium present"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	else echo "no apt-get: browser tests will be skipped"; fi
+
+run: venv
+	$(BIN)/python -m bench demo
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true --server.address 127.0.0.1 --browser.gatherUsageStats false
+
+lint: dev
+	$(BIN)/ruff check .
+
+test: dev chromium
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: dev
+	$(BIN)/python benchmarks/bench_engine.py
+
+demo: venv
+	$(BIN)/python -m bench demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Readers of the benchmarks' on-disk formats (one module per format)."""

@@ -1,0 +1,127 @@
+"""GPR1200 images folder, order file, embeddings and neighbour indices (PROTOCOLS §3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import BenchError
+from bench.formats.safe_pickle import load_npy
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+_NAME = re.compile(r"^(\d+)_(.+)$")
+
+
+@dataclass(frozen=True, eq=False)
+class GprImages:
+    """Image names in evaluation order and their integer categories."""
+
+    folder: Path
+    names: list[str]
+    categories: np.ndarray
+    category_text: dict[int, str]
+
+    @property
+    def n(self) -> int:
+        return len(self.names)
+
+
+def _category(name: str, where) -> int:
+    m = _NAME.match(Path(name).name)
+    if not m:
+        raise BenchError("badly named image", where,
+                         f"{name!r} is not '<category>_<name>.jpg' (category an integer)")
+    return int(m.group(1))
+
+
+def load_category_text(folder: Path) -> dict[int, str]:
+    """``GPR1200_categoryNumber_to_text.json`` beside or above the images, when present."""
+    for cand in (folder / "GPR1200_categoryNumber_to_text.json",
+                 folder.parent / "GPR1200_categoryNumber_to_text.json"):
+        if cand.is_file():
+            try:
+                raw = json.loads(cand.read_text(encoding="utf-8"))
+                return {int(k): str(v) for k, v in raw.items()}
+            except (ValueError, OSError, AttributeError):
+                return {}
+    return {}
+
+
+def load_gpr_images(folder: str | os.PathLike, order_file: str | os.PathLike | None = None
+                    ) -> GprImages:
+    """List ``{category}_{name}.jpg`` files, ordered by integer category then file name.
+
+    With *order_file* (one name per line), that order is used instead; every listed name
+    must match the ``{category}_{name}`` pattern (the files themselves need not exist,
+    so metrics work without the images).
+    """
+    folder = Path(folder)
+    if order_file is not None:
+        try:
+            lines = Path(order_file).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise BenchError("missing order file", order_file, "no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BenchError("unreadable order file", order_file, str(exc)) from None
+        names = [ln.strip() for ln in lines if ln.strip()]
+        if not names:
+            raise BenchError("empty order file", order_file, "no image names listed")
+        cats = [_category(n, order_file) for n in names]
+        if len(set(names)) != len(names):
+            raise BenchError("duplicate name", order_file, "an image is listed twice")
+    else:
+        if not folder.is_dir():
+            raise BenchError("missing images folder", folder,
+                             "no such folder; pass the GPR1200 'images' folder")
+        files = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS]
+        if not files:
+            raise BenchError("empty images folder", folder, "no .jpg/.png images found")
+        keyed = sorted((_category(n, folder), n) for n in files)
+        cats = [c for c, _ in keyed]
+        names = [n for _, n in keyed]
+    return GprImages(folder=folder, names=names, categories=np.asarray(cats, dtype=np.int64),
+                     category_text=load_category_text(folder))
+
+
+def load_embeddings(path: str | os.PathLike, n: int) -> np.ndarray:
+    """An ``(n, d)`` float array, finite, one row per image in evaluation order."""
+    arr = load_npy(path, what="embeddings file")
+    if not isinstance(arr, np.ndarray) or arr.dtype == object:
+        raise BenchError("wrong embeddings file", path, "expected a numeric (n, d) array")
+    if arr.ndim != 2:
+        raise BenchError("wrong array shape", path, f"embeddings must be (n, d); got {arr.shape}")
+    if arr.shape[0] != n:
+        raise BenchError("count mismatch", path,
+                         f"{arr.shape[0]} embeddings but {n} images; one row per image expected "
+                         "(pass --order if they are saved in another order)")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise BenchError("wrong embeddings dtype", path, f"expected floats, got {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise BenchError("non-finite values", path, f"row {bad} holds NaN or inf")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def load_indices(path: str | os.PathLike, n: int) -> np.ndarray:
+    """An ``(n, k)`` int array of neighbour indices in ``0..n-1``, best first."""
+    arr = load_npy(path, what="indices file")
+    if not isinstance(arr, np.ndarray) or arr.dtype == object:
+        raise BenchError("wrong indices file", path, "expected an integer (n, k) array")
+    if arr.ndim != 2:
+        raise BenchError("wrong array shape", path, f"indices must be (n, k); got {arr.shape}")
+    if arr.shape[0] != n:
+        raise BenchError("count mismatch", path, f"{arr.shape[0]} rows of neighbours but {n} images")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise BenchError("wrong indices dtype", path,
+                         f"expected integer indices, got {arr.dtype} (distances saved instead?)")
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        bad = int(arr.min() if arr.min() < 0 else arr.max())
+        raise BenchError("index out of range", path, f"neighbour index {bad} outside 0..{n - 1}")
+    return arr.astype(np.int64, copy=False)
