@@ -18,12 +18,11 @@ from bench.errors import BenchWarning
 from bench.formats.revisited import Gnd
 from bench.geometry import (
     Canvas,
+    batch_seg_ious,
     box_iou,
     box_of,
     clip_box,
-    mask_iou,
     official_canvas,
-    pair_masks,
     truncate,
 )
 from bench.metrics import check_protocol
@@ -60,6 +59,21 @@ def pair_canvas(pred_i: np.ndarray, gt_i: list[np.ndarray], protocol: str,
     return official_canvas(pred_i, gt_i)
 
 
+def pair_ious(preds: list[np.ndarray], gts: list[list[np.ndarray]], *,
+              protocol: str = "official",
+              image_sizes: list[tuple[int, int] | None] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(bbox IoU, seg IoU) arrays of many pairs, computed together (see :func:`pair_iou`)."""
+    check_protocol(protocol)
+    p = [truncate(x) for x in preds]
+    g = [[truncate(s) for s in gl] for gl in gts]
+    sizes = image_sizes if image_sizes is not None else [None] * len(p)
+    canvases = [pair_canvas(pi, gi, protocol, si) for pi, gi, si in zip(p, g, sizes, strict=True)]
+    bbox = np.array([box_iou(clip_box(box_of(pi), c), clip_box(box_of(np.concatenate(gi)), c))
+                     for pi, gi, c in zip(p, g, canvases, strict=True)], dtype=np.float64)
+    return bbox, batch_seg_ious(p, g, canvases)
+
+
 def pair_iou(pred_xy: np.ndarray, gt_shapes: list[np.ndarray], *, protocol: str = "official",
              image_size: tuple[int, int] | None = None) -> tuple[float, float]:
     """(bbox IoU, seg IoU) of one predicted polygon against the union of ground-truth shapes.
@@ -71,14 +85,8 @@ def pair_iou(pred_xy: np.ndarray, gt_shapes: list[np.ndarray], *, protocol: str 
     protocol : ``"official"`` (square canvas of side S) or ``"strict"`` (canvas = image).
     image_size : ``(width, height)`` of the database image; used by ``"strict"``.
     """
-    check_protocol(protocol)
-    p = truncate(pred_xy)
-    g = [truncate(s) for s in gt_shapes]
-    canvas = pair_canvas(p, g, protocol, image_size)
-    gt_box = box_of(np.concatenate(g))
-    bbox = box_iou(clip_box(box_of(p), canvas), clip_box(gt_box, canvas))
-    masks = pair_masks(p, g, canvas)
-    return bbox, mask_iou(masks.pred, masks.gt)
+    b, s = pair_ious([pred_xy], [gt_shapes], protocol=protocol, image_sizes=[image_size])
+    return float(b[0]), float(s[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,16 +119,17 @@ def compute_pair_ious(gnd: Gnd, gt: dict[Pair, list[np.ndarray]],
                       image_sizes: dict[Pair, tuple[int, int] | None] | None = None
                       ) -> dict[Pair, tuple[float, float]]:
     """IoUs of every easy or hard pair that has both a prediction and a ground-truth label."""
-    out: dict[Pair, tuple[float, float]] = {}
+    keys: list[Pair] = []
     for q in range(gnd.n_queries):
         for i in np.concatenate([gnd.easy[q], gnd.hard[q]]).tolist():
-            pred = preds.get((q, i))
-            shapes = gt.get((q, i))
-            if pred is None or not shapes:
-                continue
-            size = image_sizes.get((q, i)) if image_sizes else None
-            out[(q, i)] = pair_iou(pred, shapes, protocol=protocol, image_size=size)
-    return out
+            if preds.get((q, i)) is not None and gt.get((q, i)):
+                keys.append((q, i))
+    if not keys:
+        return {}
+    sizes = [image_sizes.get(k) if image_sizes else None for k in keys]
+    bbox, seg = pair_ious([preds[k] for k in keys], [gt[k] for k in keys], protocol=protocol,
+                          image_sizes=sizes)
+    return {k: (float(b), float(s)) for k, b, s in zip(keys, bbox, seg, strict=True)}
 
 
 def _mean_or_nan(vals: list[float]) -> float:
