@@ -92,9 +92,13 @@ def run_gpr1200(images: PathLike, *, embeddings: PathLike | None = None,
                 order: PathLike | None = None) -> tuple[GprImages, GprResult]:
     imgs = load_gpr_images(images, order)
     if embeddings is not None:
-        emb = load_embeddings(embeddings, imgs.n)
+        emb = imgs.to_file_order(load_embeddings(embeddings, imgs.n))
         return imgs, evaluate_gpr1200(imgs.categories, embeddings=emb, metric=metric)
     idx = load_indices(indices, imgs.n)
+    if imgs.rows is not None:  # rows and the indices inside them follow the order file
+        file_pos = np.empty(imgs.n, dtype=np.int64)
+        file_pos[imgs.rows] = np.arange(imgs.n)
+        idx = file_pos[imgs.to_file_order(idx)]
     return imgs, evaluate_gpr1200(imgs.categories, indices=idx)
 
 

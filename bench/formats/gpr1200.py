@@ -22,9 +22,14 @@ class GprImages:
     """Image names in evaluation order and their integer categories."""
 
     folder: Path
-    names: list[str]
+    names: list[str]  # file order: by integer category, then file name
     categories: np.ndarray
     category_text: dict[int, str]
+    rows: np.ndarray | None = None  # with an order file: the input row of each image
+
+    def to_file_order(self, arr: np.ndarray) -> np.ndarray:
+        """Rows of *arr* (given in the order file's order) rearranged into file order."""
+        return arr if self.rows is None else arr[self.rows]
 
     @property
     def n(self) -> int:
@@ -56,9 +61,10 @@ def load_gpr_images(folder: str | os.PathLike, order_file: str | os.PathLike | N
                     ) -> GprImages:
     """List ``{category}_{name}.jpg`` files, ordered by integer category then file name.
 
-    With *order_file* (one name per line), that order is used instead; every listed name
-    must match the ``{category}_{name}`` pattern (the files themselves need not exist,
-    so metrics work without the images).
+    With *order_file* (one name per line: the order in which embeddings or neighbour lists
+    were saved), ``rows`` maps each image in file order to its input row; every listed
+    name must match the ``{category}_{name}`` pattern (the files themselves need not
+    exist, so metrics work without the images).
     """
     folder = Path(folder)
     if order_file is not None:
@@ -71,9 +77,14 @@ def load_gpr_images(folder: str | os.PathLike, order_file: str | os.PathLike | N
         names = [ln.strip() for ln in lines if ln.strip()]
         if not names:
             raise BenchError("empty order file", order_file, "no image names listed")
-        cats = [_category(n, order_file) for n in names]
+        cats_in = [_category(n, order_file) for n in names]
         if len(set(names)) != len(names):
             raise BenchError("duplicate name", order_file, "an image is listed twice")
+        keyed = sorted((c, n, r) for r, (c, n) in enumerate(zip(cats_in, names, strict=True)))
+        return GprImages(folder=folder, names=[n for _, n, _ in keyed],
+                         categories=np.asarray([c for c, _, _ in keyed], dtype=np.int64),
+                         category_text=load_category_text(folder),
+                         rows=np.asarray([r for _, _, r in keyed], dtype=np.int64))
     else:
         if not folder.is_dir():
             raise BenchError("missing images folder", folder,
