@@ -18,10 +18,8 @@ from bench.errors import BenchWarning
 from bench.formats.revisited import Gnd
 from bench.geometry import (
     Canvas,
+    batch_box_ious,
     batch_seg_ious,
-    box_iou,
-    box_of,
-    clip_box,
     official_canvas,
     truncate,
 )
@@ -69,8 +67,7 @@ def pair_ious(preds: list[np.ndarray], gts: list[list[np.ndarray]], *,
     g = [[truncate(s) for s in gl] for gl in gts]
     sizes = image_sizes if image_sizes is not None else [None] * len(p)
     canvases = [pair_canvas(pi, gi, protocol, si) for pi, gi, si in zip(p, g, sizes, strict=True)]
-    bbox = np.array([box_iou(clip_box(box_of(pi), c), clip_box(box_of(np.concatenate(gi)), c))
-                     for pi, gi, c in zip(p, g, canvases, strict=True)], dtype=np.float64)
+    bbox = batch_box_ious(p, g, canvases)
     return bbox, batch_seg_ious(p, g, canvases)
 
 
