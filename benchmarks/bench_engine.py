@@ -64,14 +64,37 @@ def bench_gpr(quick: bool) -> list[tuple[str, str, str]]:
     n, d, n_cat = 12_000, 768, 1_200
     cats = np.repeat(np.arange(n_cat), n // n_cat)
     centres = rng.normal(size=(n_cat, d)).astype(np.float32)
-    emb = (centres[cats] * 0.55 + rng.normal(size=(n, d)).astype(np.float32)).astype(np.float32)
+    strength = rng.uniform(0.15, 0.5, size=n_cat).astype(np.float32)  # easy and hard categories
+    emb = (centres[cats] * strength[cats, None]
+           + rng.normal(size=(n, d)).astype(np.float32)).astype(np.float32)
     x, _ = gpr.prepare(emb, "cosine")
 
-    def product_only():
-        for s in range(0, n, gpr._BLOCK):
-            gpr.similarities(x, None, slice(s, s + gpr._BLOCK))
+    blocks: list[np.ndarray] = []
 
-    t_prod = timeit(product_only, 2)
+    def product_only():
+        blocks.clear()
+        for s in range(0, n, gpr._BLOCK):
+            blocks.append(gpr.similarities(x, None, slice(s, s + gpr._BLOCK)))
+
+    pos_idx, n_pos = gpr._positives_table(cats)
+
+    def ranking_only():  # the same threaded counting as ap_embeddings, on stored blocks
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for b, sims in enumerate(blocks):
+                s0 = b * gpr._BLOCK
+
+                def work(r0, sims=sims, s0=s0):
+                    r1 = min(r0 + 128, sims.shape[0])
+                    p = gpr.positive_positions(sims[r0:r1], pos_idx[s0 + r0:s0 + r1])
+                    gpr._ap_from_positions(p, n_pos[s0 + r0:s0 + r1])
+
+                list(pool.map(work, range(0, sims.shape[0], 128)))
+
+    t_prod = timeit(product_only, 3)
+    t_rank = timeit(ranking_only, 3)
+    blocks.clear()
     res = {}
     t_all = timeit(lambda: res.setdefault("r", gpr.evaluate_gpr1200(cats, embeddings=emb)), 2)
     n_plain = 120 if quick else 600
@@ -82,12 +105,13 @@ def bench_gpr(quick: bool) -> list[tuple[str, str, str]]:
     err = float(np.max(np.abs(ap_plain - res["r"].ap[qs[:50]])))
     print(f"GPR1200 12,000 x 768 float32 cosine: mAP {res['r'].mAP:.4f} (synthetic clusters)")
     print(f"  similarity product alone      {t_prod:7.2f} s")
-    print(f"  bench total                   {t_all:7.2f} s   ranking+AP = {t_all - t_prod:.2f} s "
-          f"= {(t_all - t_prod) / t_prod:.2f} x product (target <= 0.5)")
+    print(f"  ranking + AP alone            {t_rank:7.2f} s   = {t_rank / t_prod:.2f} x product "
+          "(target <= 0.5)")
+    print(f"  bench total (evaluate_gpr1200) {t_all:6.2f} s")
     print(f"  plain (sort + Python loop)    {t_plain:7.1f} s   (timed on {n_plain} queries, x{n // n_plain})")
     print(f"  speed-up vs plain             {t_plain / t_all:7.1f} x (target >= 10); max |AP diff| {err:.1e}")
     return [("GPR1200 mAP + subsets, 12,000 x 768 f32", f"{t_all:.2f} s (product {t_prod:.2f} s)",
-             f"ranking+AP {(t_all - t_prod) / t_prod:.2f} x product; {t_plain / t_all:.0f}x faster than plain")]
+             f"ranking+AP {t_rank / t_prod:.2f} x product; {t_plain / t_all:.0f}x faster than plain")]
 
 
 # ------------------------------------------------------------------ Revisited R1M

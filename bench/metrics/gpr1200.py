@@ -11,6 +11,8 @@ is one comparison pass plus work proportional to the number of candidates.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,24 +70,37 @@ def similarities(x: np.ndarray, offset: np.ndarray | None, rows: slice | np.ndar
     return s
 
 
-def positive_positions(sims: np.ndarray, rows: np.ndarray, pos_idx: np.ndarray) -> np.ndarray:
+def _row_count(mask: np.ndarray) -> np.ndarray:
+    """Number of True per row: a uint8 sum into int32 (about 3x faster than
+    ``count_nonzero(axis=1)``, which accumulates in int64)."""
+    return np.add.reduce(mask.view(np.uint8), axis=1, dtype=np.int32)
+
+
+def positive_positions(sims: np.ndarray, pos_idx: np.ndarray) -> np.ndarray:
     """0-based positions of each row's positives in that row's ranking (ties by index).
 
-    sims (B, n); rows (B,) global ids (unused but for clarity); pos_idx (B, K) indices of the
-    positives, -1 for padding. Returns (B, K) int64 positions, padding = n.
+    sims (B, n); pos_idx (B, K) indices of the positives, -1 for padding. Returns (B, K)
+    int64 positions (padding = n). The position of positive p with similarity t is
+    #{j : s_j > t} + #{j < p : s_j == t}: two dense comparison passes per positive into
+    one reused buffer, no sort; the second term is looked at only in the rare rows with
+    an exact tie besides the positive itself.
     """
     b, n = sims.shape
     valid = pos_idx >= 0
     safe = np.where(valid, pos_idx, 0)
     pv = np.take_along_axis(sims, safe, axis=1)
-    pv_min = np.where(valid, pv, np.inf).min(axis=1)
-    rr, cc = np.nonzero(sims >= pv_min[:, None])
-    vals = sims[rr, cc]
-    out = np.full(pos_idx.shape, n, dtype=np.int64)
+    out = np.empty(pos_idx.shape, dtype=np.int64)
+    buf = np.empty(sims.shape, dtype=bool)
     for k in range(pos_idx.shape[1]):
-        v, p = pv[rr, k], pos_idx[rr, k]
-        before = (vals > v) | ((vals == v) & (cc < p))
-        out[:, k] = np.where(valid[:, k], np.bincount(rr, weights=before, minlength=b), n)
+        t = pv[:, k:k + 1]
+        np.greater(sims, t, out=buf)
+        out[:, k] = _row_count(buf)
+        np.equal(sims, t, out=buf)
+        eq = _row_count(buf)
+        for r in np.flatnonzero((eq > 1) & valid[:, k]).tolist():  # exact ties: rare
+            p = int(safe[r, k])
+            out[r, k] += int(np.count_nonzero(sims[r, :p] == t[r, 0]))
+    out[~valid] = n
     return out
 
 
@@ -113,17 +128,30 @@ def _positives_table(categories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ap_embeddings(embeddings: np.ndarray, categories: np.ndarray, *, metric: str = "cosine",
-                  block: int = _BLOCK) -> np.ndarray:
-    """Per-image AP, every image querying all n images (itself included)."""
+                  block: int = _BLOCK, workers: int | None = None) -> np.ndarray:
+    """Per-image AP, every image querying all n images (itself included).
+
+    Blocks of queries: one BLAS product each (multi-threaded by BLAS), then the counting
+    passes of :func:`positive_positions` split over *workers* threads (numpy releases the
+    GIL in comparisons and reductions), so both cores work in both phases.
+    """
     x, off = prepare(embeddings, metric)
     pos_idx, n_pos = _positives_table(categories)
     n = categories.size
     ap = np.empty(n, dtype=np.float64)
-    for s in range(0, n, block):
-        rows = np.arange(s, min(s + block, n))
-        sims = similarities(x, off, slice(s, s + rows.size))
-        positions = positive_positions(sims, rows, pos_idx[rows])
-        ap[rows] = _ap_from_positions(positions, n_pos[rows])
+    workers = workers or min(4, os.cpu_count() or 1)
+    step = 128  # rows per task: a 1.5 MB comparison buffer at n = 12,000 (stays in cache)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for s in range(0, n, block):
+            e = min(s + block, n)
+            sims = similarities(x, off, slice(s, e))
+
+            def work(r0: int, sims=sims, s=s, e=e) -> None:
+                r1 = min(r0 + step, e - s)
+                positions = positive_positions(sims[r0:r1], pos_idx[s + r0:s + r1])
+                ap[s + r0:s + r1] = _ap_from_positions(positions, n_pos[s + r0:s + r1])
+
+            list(pool.map(work, range(0, e - s, step)))
     return ap
 
 
