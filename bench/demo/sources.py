@@ -101,7 +101,7 @@ QUERIES: tuple[QuerySpec, ...] = (
     QuerySpec("logo", "logo", (0, 0, 500, 500), (8, 8, 492, 492), "ellipse"),
     QuerySpec("rocket", "rocket", (0, 0, 640, 427), (230, 30, 470, 427)),
     QuerySpec("coins", "coins", (0, 0, 384, 303), (8, 8, 208, 162)),
-    QuerySpec("page", "page", (0, 0, 384, 191), (0, 30, 384, 191)),
+    QuerySpec("shelves", "motorcycle", (300, 0, 741, 300), (525, 0, 741, 118)),
     QuerySpec("motorcycle", "motorcycle", (0, 0, 741, 500), (60, 170, 660, 480)),
     QuerySpec("gland", "immunohistochemistry", (0, 0, 512, 512), (280, 260, 500, 500)),
     QuerySpec("optic_disc", "retina", (0, 250, 800, 1050), (20, 420, 420, 880)),
@@ -129,7 +129,8 @@ BACKGROUNDS: tuple[tuple[str, Box | None], ...] = (
     ("immunohistochemistry", (0, 0, 270, 250)),
     ("coffee", (0, 110, 170, 400)),
     ("camera", (340, 330, 512, 512)),
-    ("motorcycle", (0, 0, 741, 160)),
+    ("motorcycle", (0, 0, 400, 160)),
+    ("page", None),
     ("rocket", (0, 0, 225, 427)),
     ("astronaut", (0, 0, 100, 300)),
 )

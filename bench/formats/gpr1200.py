@@ -85,17 +85,15 @@ def load_gpr_images(folder: str | os.PathLike, order_file: str | os.PathLike | N
                          categories=np.asarray([c for c, _, _ in keyed], dtype=np.int64),
                          category_text=load_category_text(folder),
                          rows=np.asarray([r for _, _, r in keyed], dtype=np.int64))
-    else:
-        if not folder.is_dir():
-            raise BenchError("missing images folder", folder,
-                             "no such folder; pass the GPR1200 'images' folder")
-        files = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS]
-        if not files:
-            raise BenchError("empty images folder", folder, "no .jpg/.png images found")
-        keyed = sorted((_category(n, folder), n) for n in files)
-        cats = [c for c, _ in keyed]
-        names = [n for _, n in keyed]
-    return GprImages(folder=folder, names=names, categories=np.asarray(cats, dtype=np.int64),
+    if not folder.is_dir():
+        raise BenchError("missing images folder", folder,
+                         "no such folder; pass the GPR1200 'images' folder")
+    files = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS]
+    if not files:
+        raise BenchError("empty images folder", folder, "no .jpg/.png images found")
+    keyed = sorted((_category(n, folder), n) for n in files)
+    return GprImages(folder=folder, names=[n for _, n in keyed],
+                     categories=np.asarray([c for c, _ in keyed], dtype=np.int64),
                      category_text=load_category_text(folder))
 
 

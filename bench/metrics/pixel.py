@@ -27,6 +27,7 @@ from bench.metrics import check_protocol
 from bench.metrics.revisited import (
     RankScan,
     average_precision,
+    evaluate_revisited,
     scan_ranks,
     setup_adjusted,
 )
@@ -230,14 +231,13 @@ def evaluate_pixel(gnd: Gnd, gt: dict[Pair, list[np.ndarray]],
     scan = None
     if ranks is not None:
         scan = ranks if isinstance(ranks, RankScan) else scan_ranks(ranks, gnd, path=ranks_path)
+    image_level = evaluate_revisited(scan, gnd) if scan is not None else None
     setups = {}
     for setup in PIXEL_SETUPS:
         qb, qs = miou(gnd, pairs, setup, protocol=protocol)
         extra: dict = {}
         if scan is not None:
-            from bench.metrics.revisited import evaluate_revisited
-
-            img = evaluate_revisited(scan, gnd)[setup]
+            img = image_level[setup]
             m, mt, pq = map_at_k(scan, gnd, pairs, setup, protocol=protocol, benchmark=bm,
                                  iou_kind="bbox")
             extra = dict(image_map=img.mAP, map_at_k=m, map_t=mt, per_query_ap_t=pq)
