@@ -51,6 +51,9 @@ def _print_gpr(d: dict) -> None:
     print(f"GPR1200 mAP: {_fmt(d['mAP'])}   ({d['n_images']} images, {d['n_categories']} categories)")
     for k, v in d["subsets"].items():
         print(f"  {k:10} {_fmt(v)}")
+    if d["n_images"] != 12_000:
+        print("  (not 12,000 images: the subsets are six equal contiguous blocks of categories,"
+              " named as in GPR1200)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,14 +129,18 @@ def _run(args: argparse.Namespace) -> int:
         from bench.demo import build_demo, default_demo_dir, demo_is_built
 
         root = Path(args.out) if args.out else default_demo_dir()
-        was = demo_is_built(root) and not args.force
+        scale = "small" if args.small else "full"
+        was = demo_is_built(root, scale) and not args.force
 
         def progress(frac: float, msg: str) -> None:
             if not args.json:
                 print(f"\r[{int(100 * frac):3d}%] {msg[:60]:60}", end="", file=sys.stderr)
 
-        paths = build_demo(root, scale="small" if args.small else "full", force=args.force,
-                           progress=progress)
+        try:
+            paths = build_demo(root, scale=scale, force=args.force, progress=progress)
+        except FileExistsError as exc:
+            raise BenchError("refused to build the demo", root,
+                             f"{exc}; choose an empty or new folder with --out") from None
         if not args.json:
             print(file=sys.stderr)
         d = paths.to_json()

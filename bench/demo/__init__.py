@@ -103,11 +103,13 @@ def _marker(root: Path) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
-def demo_is_built(root: Path) -> bool:
+def demo_is_built(root: Path, scale: str | None = None) -> bool:
     """True only for a finished build of this ``DEMO_VERSION``: ``ROOT/.complete`` is
     valid JSON naming this version, and the files it promises exist."""
     info = _marker(root)
     if info is None or info.get("version") != DEMO_VERSION:
+        return False
+    if scale is not None and info.get("scale") != scale:
         return False
     p = demo_paths(root)
     needed = [p.gnd, p.pair_labels, p.images, p.gpr_embeddings, p.gpr_category_text,
@@ -130,7 +132,7 @@ def build_demo(root: Path | None = None, *, scale: str = "full",
         raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
     root = Path(root) if root is not None else default_demo_dir()
     root = root.expanduser().absolute()
-    if not force and demo_is_built(root) and (_marker(root) or {}).get("scale") == scale:
+    if not force and demo_is_built(root, scale):
         if progress is not None:
             progress(1.0, "demo ready")
         return demo_paths(root)
