@@ -54,10 +54,25 @@ def _setup_categories(setup: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     }[setup]
 
 
+_CHUNK_BYTES = 16 << 20  # rows read at once: contiguous, all columns of the group
+_GROUP = 14  # queries whose "seen" tables (one byte per database index) are live at once
+
+
+def _range_error(ranks: np.ndarray, block: np.ndarray, g0: int, path: object, n_db: int,
+                 n_rows: int, limit: int) -> BenchError:
+    bad_at = np.argwhere((block < 0) | (block >= limit))[0]
+    bad = int(block[bad_at[0], bad_at[1]])
+    return BenchError("index out of range", path,
+                      f"column {g0 + int(bad_at[1])} holds database index {bad}; valid indices "
+                      f"are 0..{limit - 1} (imlist has {n_db} names, ranks have {n_rows} rows)")
+
+
 def scan_ranks(ranks: np.ndarray, gnd: Gnd, *, path: object = None) -> RankScan:
     """Validate *ranks* ``(n_rows, n_queries)`` and locate each query's labelled images.
 
-    Raises :class:`BenchError` (naming *path*) for an index below 0 or above
+    The (possibly memory-mapped) array is read in contiguous row chunks, never column by
+    column (a column of a C-order R1M file touches every page of it). Raises
+    :class:`BenchError` (naming *path*) for an index below 0 or above
     ``max(n_rows, len(imlist)) - 1``, or an index listed twice in one column.
     """
     n_rows, n_q = ranks.shape
@@ -66,33 +81,43 @@ def scan_ranks(ranks: np.ndarray, gnd: Gnd, *, path: object = None) -> RankScan:
                          f"ranks have {n_q} columns but the ground truth has {gnd.n_queries} queries")
     n_db = gnd.n_db
     limit = max(n_rows, n_db)
-    table = np.zeros(n_db + 1, dtype=np.uint8)  # last slot: every index >= n_db (distractors)
     pos: dict[str, list[np.ndarray]] = {"easy": [], "hard": [], "junk": []}
     ids: dict[str, list[np.ndarray]] = {"easy": [], "hard": [], "junk": []}
-    for q in range(n_q):
-        col = np.ascontiguousarray(ranks[:, q])
-        lo, hi = int(col.min()), int(col.max())
-        if lo < 0 or hi >= limit:
-            bad = lo if lo < 0 else hi
-            raise BenchError("index out of range", path,
-                             f"column {q} holds database index {bad}; valid indices are "
-                             f"0..{limit - 1} (imlist has {n_db} names, ranks have {n_rows} rows)")
-        counts = np.bincount(col, minlength=1)
-        if counts.max() > 1:
-            dup = int(np.argmax(counts))
-            raise BenchError("duplicate index", path,
-                             f"column {q} lists database index {dup} {int(counts[dup])} times")
-        table[:] = 0
-        table[gnd.easy[q]] |= _EASY
-        table[gnd.hard[q]] |= _HARD
-        table[gnd.junk[q]] |= _JUNK
-        codes = table[np.minimum(col, n_db)]
-        hit = np.flatnonzero(codes)
-        hcodes = codes[hit]
-        for name, bit in (("easy", _EASY), ("hard", _HARD), ("junk", _JUNK)):
-            p = hit[(hcodes & bit) != 0]
-            pos[name].append(p)
-            ids[name].append(col[p].astype(np.int64))
+    rows_per_chunk = max(1024, _CHUNK_BYTES // max(1, ranks.itemsize * n_q))
+    for g0 in range(0, n_q, _GROUP):
+        g1 = min(g0 + _GROUP, n_q)
+        # label table per query (last slot: every index >= n_db, the distractors)
+        table = np.zeros((g1 - g0, n_db + 1), dtype=np.uint8)
+        for q in range(g0, g1):
+            table[q - g0, gnd.easy[q]] |= _EASY
+            table[q - g0, gnd.hard[q]] |= _HARD
+            table[q - g0, gnd.junk[q]] |= _JUNK
+        seen = np.zeros((g1 - g0, limit), dtype=bool)
+        hits: list[list[np.ndarray]] = [[] for _ in range(g1 - g0)]
+        for r0 in range(0, n_rows, rows_per_chunk):
+            block = np.asarray(ranks[r0:r0 + rows_per_chunk, g0:g1])
+            cols = np.ascontiguousarray(block.T)
+            if cols.min() < 0 or cols.max() >= limit:
+                raise _range_error(ranks, block, g0, path, n_db, n_rows, limit)
+            for k in range(g1 - g0):
+                col = cols[k]
+                seen[k, col] = True
+                codes = table[k, np.minimum(col, n_db)]
+                hit = np.flatnonzero(codes)
+                if hit.size:
+                    hits[k].append(np.stack([hit + r0, col[hit], codes[hit]]).astype(np.int64))
+        for k in range(g1 - g0):
+            q = g0 + k
+            if np.count_nonzero(seen[k]) != n_rows:  # some index listed twice: name it
+                counts = np.bincount(np.asarray(ranks[:, q]), minlength=1)
+                dup = int(np.argmax(counts))
+                raise BenchError("duplicate index", path,
+                                 f"column {q} lists database index {dup} {int(counts[dup])} times")
+            h = np.concatenate(hits[k], axis=1) if hits[k] else np.zeros((3, 0), np.int64)
+            for name, bit in (("easy", _EASY), ("hard", _HARD), ("junk", _JUNK)):
+                sel = (h[2] & bit) != 0
+                pos[name].append(h[0, sel])
+                ids[name].append(h[1, sel])
     return RankScan(n_rows=n_rows, pos=pos, ids=ids)
 
 
