@@ -55,6 +55,10 @@ def load_pair_labels(path: str | os.PathLike, labels_root: str | os.PathLike | N
     """
     path = Path(path)
     root = Path(labels_root) if labels_root is not None else path.parent
+    if root.is_file():
+        raise BenchError("wrong labels folder", root,
+                         "this is a file, not a folder; pass the folder the label paths are "
+                         "relative to (pixel_retrieval_benchmarks/)")
     if not root.is_dir():
         raise BenchError("missing labels folder", root, "no such folder; pass --labels-root")
     raw = _dict_file(path, "pair-labels file")
@@ -76,8 +80,11 @@ def load_pair_labels(path: str | os.PathLike, labels_root: str | os.PathLike | N
     return out, warnings
 
 
+MAX_COORD = 2**20  # pixels; beyond this a coordinate is taken as garbage, not as an image
+
+
 def _points(value, what: str) -> np.ndarray:
-    """A finite float (n, 2) array, or raise ValueError with a reason."""
+    """A finite float (n, 2) array within +-MAX_COORD, or raise ValueError with a reason."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -86,6 +93,9 @@ def _points(value, what: str) -> np.ndarray:
         raise ValueError(f"{what} have shape {arr.shape}, expected (n, 2) [x, y]")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{what} hold non-finite coordinates")
+    if arr.size and np.abs(arr).max() > MAX_COORD:
+        raise ValueError(f"{what} hold a coordinate of {np.abs(arr).max():.3g} px, beyond "
+                         f"+-{MAX_COORD} (not an image coordinate)")
     return arr
 
 

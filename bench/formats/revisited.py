@@ -77,13 +77,19 @@ def load_gnd(path: str | os.PathLike) -> Gnd:
         keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
         raise BenchError("malformed ground truth", path,
                          f"expected a dict with imlist, qimlist and gnd; found {keys}")
+    for key in ("imlist", "qimlist"):
+        if not isinstance(obj[key], list | tuple | np.ndarray) or isinstance(obj[key], str):
+            raise BenchError("malformed ground truth", path,
+                             f"{key} is {type(obj[key]).__name__}, expected a list of image names")
     imlist = [str(s).strip() for s in obj["imlist"]]
     qimlist = [str(s).strip() for s in obj["qimlist"]]
     gnd = obj["gnd"]
-    if not isinstance(gnd, list | tuple) or len(gnd) != len(qimlist):
+    if not isinstance(gnd, list | tuple):
         raise BenchError("malformed ground truth", path,
-                         f"gnd has {len(gnd) if hasattr(gnd, '__len__') else '?'} entries "
-                         f"but qimlist has {len(qimlist)} queries")
+                         f"gnd is {type(gnd).__name__}, expected a list with one dict per query")
+    if len(gnd) != len(qimlist):
+        raise BenchError("malformed ground truth", path,
+                         f"gnd has {len(gnd)} entries but qimlist has {len(qimlist)} queries")
     easy, hard, junk, bbx = [], [], [], []
     for q, g in enumerate(gnd):
         if not isinstance(g, dict):

@@ -61,7 +61,7 @@ def _restricted_loads(fh: io.BufferedIOBase, path: str | os.PathLike) -> Any:
                 f"{msg}; only containers, numbers, strings and numpy arrays are allowed "
                 "(the file may be malicious or not a benchmark file)",
             ) from None
-        raise BenchError("unreadable pickle", path, msg) from None
+        raise BenchError("unreadable pickle", path, f"not a pickle file ({msg})") from None
     except (EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError,
             KeyError, MemoryError, OverflowError, UnicodeDecodeError) as exc:
         raise BenchError("unreadable pickle", path,

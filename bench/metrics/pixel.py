@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.errors import BenchWarning
+from bench.formats.pixel import MAX_COORD
 from bench.formats.revisited import Gnd
 from bench.geometry import (
     Canvas,
@@ -64,6 +65,9 @@ def pair_ious(preds: list[np.ndarray], gts: list[list[np.ndarray]], *,
               ) -> tuple[np.ndarray, np.ndarray]:
     """(bbox IoU, seg IoU) arrays of many pairs, computed together (see :func:`pair_iou`)."""
     check_protocol(protocol)
+    for x in [*preds, *(s for gl in gts for s in gl)]:
+        if not np.all(np.isfinite(x)) or (np.size(x) and np.abs(x).max() > MAX_COORD):
+            raise ValueError(f"coordinates must be finite and within +-{MAX_COORD} px")
     p = [truncate(x) for x in preds]
     g = [[truncate(s) for s in gl] for gl in gts]
     sizes = image_sizes if image_sizes is not None else [None] * len(p)
