@@ -93,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--small", action="store_true", help="a small demo (for tests)")
     d.add_argument("--json", action="store_true")
 
+    u = sub.add_parser("study", help="analyse a user-study file (with vs without annotation)")
+    u.add_argument("file", help="<study>.jsonl written by the app's User study page")
+    u.add_argument("--json", action="store_true")
+
     w = sub.add_parser("discover", help="list datasets and methods in a released-layout folder")
     w.add_argument("root")
     w.add_argument("--json", action="store_true")
@@ -149,6 +153,30 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print(f"demo {'found' if was else 'built'} at {paths.root}")
             print(json.dumps(d, indent=2))
+    elif args.command == "study":
+        from pathlib import Path
+
+        from bench.study import analyse, read_study
+
+        if not Path(args.file).is_file():
+            raise BenchError("missing study file", args.file, "no such file")
+        log = read_study(args.file)
+        for p in log.problems:
+            print(f"warning: skipped {p}", file=sys.stderr)
+        d = analyse(log.responses)
+        d["skipped_lines"] = [str(p) for p in log.problems]
+        if args.json:
+            json.dump(d, sys.stdout)
+        else:
+            print(f"{d['n_responses']} responses from {d['n_participants']} participants")
+            print(f"{'condition':22} {'n':>4} {'accuracy':>9} {'median time':>12}")
+            for c in d["conditions"].values():
+                acc = "n/a" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f}%"
+                rt = "n/a" if c["rt_median"] is None else f"{c['rt_median']:.2f} s"
+                print(f"{c['label']:22} {c['n']:>4} {acc:>9} {rt:>12}")
+            pp = d["paired_participants"]
+            print(f"paired by participant (n={pp['n']}): accuracy sign test "
+                  f"p={pp['accuracy']['p_sign']}, time sign test p={pp['time']['p_sign']}")
     elif args.command == "discover":
         from bench.workspace import discover
 

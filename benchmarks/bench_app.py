@@ -1,0 +1,258 @@
+"""How fast the app answers (issue 4, point 7), on the built demo.
+
+Targets: switching to another query with 50 thumbnails re-renders in < 0.5 s once the
+thumbnails are cached; opening the app shows the overview in < 3 s.
+
+Two measurements:
+
+1. Server side, with ``streamlit.testing.v1.AppTest`` (the script run only: what the
+   Python side costs per interaction; no browser, no network).
+2. In a real browser (Playwright driving /usr/bin/chromium) against ``streamlit run``:
+   from the click / page load until the script has finished, no element is still a
+   loading skeleton and every image has loaded. Skipped when chromium or playwright is
+   missing.
+
+Usage: ``python benchmarks/bench_app.py [--demo DIR] [--queries N] [--no-browser]``
+(default demo: ``bench.demo.default_demo_dir()``, built first if needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+K = 50
+
+
+def _stats(xs: list[float]) -> str:
+    return (f"median {statistics.median(xs):.3f} s, max {max(xs):.3f} s, "
+            f"min {min(xs):.3f} s (n={len(xs)})")
+
+
+# ---------------------------------------------------------------- server side (AppTest)
+
+def bench_apptest(n_queries: int) -> dict[str, float | list[float]]:
+    from streamlit.testing.v1 import AppTest
+
+    app = str(ROOT / "app.py")
+    out: dict[str, float | list[float]] = {}
+    def fresh() -> AppTest:
+        at = AppTest.from_file(app, default_timeout=120)
+        at.session_state["_painted"] = True  # the full page, charts included
+        return at
+
+    t = time.perf_counter()
+    at = fresh().run()
+    out["overview_cold"] = time.perf_counter() - t
+    assert not at.exception, at.exception
+    t = time.perf_counter()
+    at = fresh().run()  # a new session, warm caches
+    out["overview_warm"] = time.perf_counter() - t
+
+    at.switch_page("pages/query.py").run()
+    at.slider(key="w_k").set_value(K).run()
+    n = min(n_queries, len(at.selectbox(key="w_q").options))
+    for _ in range(n - 1):  # first pass: makes the thumbnails
+        at.button(key="next_q").click().run()
+    at.selectbox(key="w_q").select(0).run()
+    times = []
+    for _ in range(n - 1):  # second pass: thumbnails cached
+        t = time.perf_counter()
+        at.button(key="next_q").click().run()
+        times.append(time.perf_counter() - t)
+        assert not at.exception, at.exception
+        assert len(at.image) == K + 1, len(at.image)
+    out["query_switch"] = times
+    return out
+
+
+# ---------------------------------------------------------------- browser (Playwright)
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    exe = Path(sys.executable).with_name("streamlit")
+    cmd = [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else
+           ["-m", "streamlit"]), "run", str(ROOT / "app.py"), "--server.port", str(port),
+           "--server.headless", "true", "--server.address", "127.0.0.1",
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.2)
+    stop_server(proc)
+    raise RuntimeError("streamlit did not start")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+#: Counts finished script runs: every change of the app's data-test-script-state from
+#: "running" to "notRunning" (a MutationObserver sees each change, however quick).
+RUN_COUNTER = """
+window.__runs = 0;
+window.__state = null;
+new MutationObserver(() => {
+  const el = document.querySelector('[data-testid="stApp"]');
+  const s = el && el.getAttribute('data-test-script-state');
+  if (s !== window.__state) {
+    if (s === 'notRunning' && window.__state === 'running') window.__runs += 1;
+    window.__state = s;
+  }
+}).observe(document, {subtree: true, childList: true, attributes: true,
+                      attributeFilter: ['data-test-script-state']});
+"""
+
+
+#: The overview's cards are on screen: 3 image-level + 8 pixel-level metrics drawn.
+CARDS_SHOWN = """() => document.querySelectorAll('[data-testid="stMetric"]').length >= 11"""
+CHARTS_SHOWN = """() => document.querySelectorAll(
+  '[data-testid="stPlotlyChart"] .main-svg').length >= 4
+  && !document.querySelector('[data-testid="stSkeleton"]')"""
+
+
+def drawn(page, timeout: float = 60_000) -> None:
+    """No element is a loading skeleton any more and every image has loaded."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stSkeleton\"]')"
+        " && [...document.images].every(i => i.complete)", timeout=timeout)
+
+
+def act(page, action, timeout: float = 60_000) -> None:
+    """Do *action* and wait until the script run it starts has finished and drawn."""
+    n = page.evaluate("window.__runs || 0")  # a new page's document starts again at 0
+    action()
+    page.wait_for_function(f"(window.__runs || 0) > {n}", timeout=timeout)
+    drawn(page, timeout)
+
+
+def bench_browser(env: dict[str, str], n_queries: int) -> dict[str, float | list[float]]:
+    from playwright.sync_api import sync_playwright
+
+    out: dict[str, float | list[float]] = {}
+    proc, url = start_server(env)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=CHROMIUM_ARGS)
+            try:
+                for label in ("overview_first", "overview_again"):
+                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                    t = time.perf_counter()
+                    page.goto(url + "/")
+                    # the cards: image-level and pixel-level metrics drawn, run finished
+                    page.wait_for_function(CARDS_SHOWN, timeout=60_000, polling=20)
+                    out[label] = time.perf_counter() - t
+                    page.wait_for_function(CHARTS_SHOWN, timeout=60_000, polling=20)
+                    out[label + "_charts"] = time.perf_counter() - t
+                    page.close()
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.add_init_script(RUN_COUNTER)
+                act(page, lambda: page.goto(f"{url}/query?k={K}"))
+                nxt = page.get_by_role("button", name="Next")
+                prv = page.get_by_role("button", name="Prev")
+                for _ in range(n_queries - 1):  # first pass: thumbnails are made
+                    act(page, nxt.click)
+                for _ in range(n_queries - 1):
+                    act(page, prv.click)
+                times = []
+                for _ in range(n_queries - 1):
+                    t = time.perf_counter()
+                    act(page, nxt.click)
+                    times.append(time.perf_counter() - t)
+                out["query_switch"] = times
+                out["tiles_shown"] = float(page.locator('[data-testid="stImage"] img').count())
+            finally:
+                browser.close()
+    finally:
+        stop_server(proc)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--demo", help="demo folder (default: bench.demo.default_demo_dir())")
+    ap.add_argument("--queries", type=int, default=8, help="queries to step through")
+    ap.add_argument("--no-browser", action="store_true")
+    args = ap.parse_args(argv)
+
+    from bench.demo import build_demo, default_demo_dir, demo_is_built
+
+    demo = Path(args.demo) if args.demo else default_demo_dir()
+    if not demo_is_built(demo):
+        print(f"building the demo into {demo} ...", flush=True)
+        build_demo(demo)
+    cache = tempfile.mkdtemp(prefix="bench-app-cache-")  # cold thumbnail cache
+    env = dict(os.environ, BENCH_DEMO_DIR=str(demo), BENCH_CACHE_DIR=cache)
+    os.environ.update(BENCH_DEMO_DIR=str(demo), BENCH_CACHE_DIR=cache)
+    print(f"demo: {demo}\nthumbnail cache (fresh): {cache}\n")
+
+    r = bench_apptest(args.queries)
+    print("server side (AppTest, script run only)")
+    print(f"  overview, first run in a fresh process: {r['overview_cold']:.3f} s")
+    print(f"  overview, new session, warm caches:     {r['overview_warm']:.3f} s")
+    print(f"  switch query, top {K} (thumbnails cached): {_stats(r['query_switch'])}")
+
+    if args.no_browser:
+        return 0
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        print("\nbrowser: skipped (playwright not installed)")
+        return 0
+    if not os.path.exists(CHROMIUM):
+        print(f"\nbrowser: skipped ({CHROMIUM} not found; `make chromium`)")
+        return 0
+    b = bench_browser(env, args.queries)
+    print("\nbrowser (chromium, streamlit run; until drawn and every image loaded)")
+    print(f"  overview cards, first visit of a fresh server: {b['overview_first']:.3f} s "
+          f"(charts drawn at {b['overview_first_charts']:.3f} s)")
+    print(f"  overview cards, second visit (new tab):        {b['overview_again']:.3f} s "
+          f"(charts drawn at {b['overview_again_charts']:.3f} s)")
+    print(f"  switch query, top {K} (thumbnails cached): {_stats(b['query_switch'])}")
+    ok = (statistics.median(b["query_switch"]) < 0.5 and b["overview_again"] < 3.0)
+    print(f"\ntargets (query switch < 0.5 s, overview < 3 s): {'met' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""GPR1200: subset mAPs, one query's neighbours framed by category, the worst categories."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from bench import inspect as bi
+from bench import render, thumbs
+from bench.metrics.gpr1200 import SUBSETS
+from pages import _common as ui
+
+ui.page_setup()
+
+N_COLS = 5
+
+c = ui.ctx()
+st.title("GPR1200")
+if c.gpr is None:
+    st.info(c.gpr_error or "Choose **GPR1200 folder** (or the demo) as the data source in the "
+            "sidebar: the images folder and an embeddings or indices file.")
+    st.stop()
+ui.synthetic_note()
+
+with st.spinner("Evaluating GPR1200…"), ui.guard(ui.FIX_FILES):
+    inputs = ui.gpr_inputs(c.gpr)
+    res = ui.gpr_result(c.gpr)
+imgs = inputs.images
+cats = imgs.categories
+
+ui.gpr_summary(c.gpr, title="Summary")
+fig = go.Figure(go.Bar(x=list(SUBSETS), y=[100 * res.subsets[s] for s in SUBSETS],
+                       text=[ui.pct(res.subsets[s]) for s in SUBSETS], textposition="outside",
+                       marker_color="#1f6feb"))
+fig.add_hline(y=100 * res.mAP, line_dash="dot")
+fig.update_layout(title=f"mAP per subset · dotted: mAP {ui.pct(res.mAP)}", yaxis_title="mAP (%)", yaxis_range=[0, 105],
+                  height=300, margin=dict(l=10, r=10, t=40, b=10))
+
+left, right = st.columns([3, 2])
+with left:
+    if ui.charts_now():
+        st.plotly_chart(fig, width="stretch", key="subset_bars")
+    else:
+        st.caption(":material/hourglass_top: Loading chart…")
+with right:
+    st.markdown("**Worst categories**")
+    worst = bi.worst_categories(imgs, res, 10)
+    st.table([{"category": bi.category_label(imgs, r.category), "subset": r.subset,
+               "mean AP": ui.pct(r.mean_ap), "min AP": ui.pct(r.min_ap)} for r in worst],
+             hide_index=True)
+
+# ---------------------------------------------------------------- one query
+st.subheader("Query")
+gq = min(max(int(ui.get("gq")), 0), imgs.n - 1)
+ui.put("gq", gq)
+cat_list = np.unique(cats).tolist()
+members = {cc: np.flatnonzero(cats == cc).tolist() for cc in (int(cats[gq]),)}
+
+
+def _cat_changed() -> None:
+    cat = st.session_state["w_gcat"]
+    ui.put("gq", int(np.flatnonzero(cats == cat)[0]))
+
+
+row = st.columns([3, 3, 2], vertical_alignment="bottom")
+st.session_state["w_gcat"] = int(cats[gq])
+row[0].selectbox("Category", cat_list, key="w_gcat", on_change=_cat_changed,
+                 format_func=lambda cc: bi.category_label(imgs, cc))
+same = members[int(cats[gq])]
+with row[1]:
+    gq = ui.select("Image", same, "gq",
+                   format_func=lambda j: f"{imgs.names[j]}  (AP {ui.pct(res.ap[j])})")
+with row[2]:
+    k = ui.slider("Top k", 5, 50, "gk", step=5)
+
+idx, scores, same_flags = bi.gpr_neighbours(inputs, gq, k)
+left, right = st.columns([1, 3])
+with left:
+    path = imgs.folder / imgs.names[gq]
+    st.image(thumbs.tile_jpeg(path, imgs.names[gq], render.QUERY_COLOR, size=240),
+             caption=imgs.names[gq], width="stretch")
+with right:
+    m1, m2, m3 = st.columns(3)
+    m1.metric("AP of this image", ui.pct(res.ap[gq]))
+    m2.metric("Category mean AP", ui.pct(float(res.ap[cats == cats[gq]].mean())))
+    m3.metric(f"Same category in top {k}", f"{int(same_flags.sum())} of {len(same)}")
+    st.caption(f"Category {bi.category_label(imgs, int(cats[gq]))} · subset "
+               f"{SUBSETS[int(res.subset_of[gq])]}. The image itself is a positive and "
+               "normally comes first.")
+    ui.legend([("same category", render.SAME_COLOR), ("other category", render.OTHER_COLOR)])
+
+score_name = {"cosine": "cos", "dot": "dot", "l2": "dist"}.get(inputs.metric, "")
+cols = st.columns(N_COLS)
+for r, j in enumerate(idx.tolist(), start=1):
+    ok = bool(same_flags[r - 1])
+    line2 = f"{score_name} {scores[r - 1]:.3f}" if scores is not None else ""
+    if not ok:
+        line2 = (line2 + " · " if line2 else "") + bi.category_label(imgs, int(cats[j]))
+    tile = thumbs.tile_jpeg(imgs.folder / imgs.names[j], imgs.names[j],
+                            render.SAME_COLOR if ok else render.OTHER_COLOR, badge=f"#{r}",
+                            caption=(imgs.names[j], line2))
+    cols[(r - 1) % N_COLS].image(tile, width="stretch")

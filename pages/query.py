@@ -1,0 +1,114 @@
+"""Query: the query image, its ranked results framed by label, and the positives it missed."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from bench import inspect as bi
+from bench import render, thumbs
+from pages import _common as ui
+
+ui.page_setup()
+
+N_COLS = 5
+
+c = ui.ctx()
+st.title("Query")
+ds, m = ui.require_dataset(need_ranks=True)
+ui.synthetic_note()
+
+with st.spinner("Loading…"), ui.guard(ui.FIX_FILES):
+    g = ui.gnd(ds)
+    ranks = ui.ranks(ds, m)
+    scan = ui.scan(ds, m)
+    rev = ui.revisited(ds, m, c.protocol)
+    pix = ui.pixel(ds, m, c.protocol) if ui.has_pixel(ds, m) else None
+    inputs = ui.pixel_inputs(ds, m) if pix else None
+
+q = ui.clamp_query(g)
+res = rev[c.setup]
+
+
+def _step(delta: int) -> None:
+    ui.set_query(min(max(ui.get("q") + delta, 0), g.n_queries - 1))
+
+
+# ---------------------------------------------------------------- navigation
+nav = st.columns([1, 6, 1, 3], vertical_alignment="bottom")
+nav[0].button("Prev", icon=":material/chevron_left:", on_click=_step, args=(-1,),
+              disabled=q == 0, key="prev_q", width="stretch")
+with nav[1]:
+    ui.select("Query", list(range(g.n_queries)), "q",
+              format_func=lambda i: ui.query_label(g, i, res.ap))
+nav[2].button("Next", icon=":material/chevron_right:", on_click=_step, args=(1,),
+              disabled=q >= g.n_queries - 1, key="next_q", width="stretch")
+with nav[3]:
+    k = ui.slider("Top k", 5, 100, "k", step=5)
+q = ui.get("q")
+
+# ---------------------------------------------------------------- query and its numbers
+stats = bi.query_stats(res, scan, g, q, setup=c.setup, ks=(k,))
+left, right = st.columns([2, 3])
+with left:
+    img, cap = ui.query_view(ds, g, q)
+    st.image(render.jpeg_bytes(img, quality=90), caption=cap, width="stretch")
+with right:
+    cols = st.columns(4)
+    cols[0].metric(f"AP · {c.setup}", ui.pct(stats.ap))
+    for col, (kk, v) in zip(cols[1:], stats.pk.items(), strict=False):
+        col.metric(f"P@{kk}", ui.pct(v),
+                   help="Official P@k: kq = min(largest adjusted rank, k)."
+                   if c.protocol == "official" else "Strict P@k: hits in the top k / k.")
+    if math.isnan(stats.ap):
+        st.info(f"No positives under the {c.setup} setup: this query is left out of the mean.")
+    found = stats.found_in_top[k]
+    st.markdown(f"**{found}** of **{stats.n_pos}** positives ({c.setup}) in the top {k}.")
+    if pix is not None:
+        pq = pix.setups["hard" if c.setup == "hard" else "medium"]
+        st.markdown(f"Pixel ({'hard' if c.setup == 'hard' else 'medium'}): mIoU bbox "
+                    f"**{ui.pct(pq.per_query_bbox[q])}** · seg **{ui.pct(pq.per_query_seg[q])}**")
+    missed = bi.missed_positives(scan, g, q, k, setup=c.setup)
+    if missed:
+        st.markdown(f"**Missed**: {len(missed)} positive{'s' if len(missed) > 1 else ''} "
+                    f"ranked below {k}")
+        shown = missed[:40]
+        st.markdown(" · ".join(
+            f"`{it.name}` {it.label} **#{it.rank}**" if it.rank is not None
+            else f"`{it.name}` {it.label} **not ranked**" for it in shown)
+            + (f" · … {len(missed) - len(shown)} more" if len(missed) > len(shown) else ""))
+        ma, mb = st.columns([3, 1], vertical_alignment="bottom")
+        pick = ma.selectbox("Open a missed positive", [it.db for it in missed],
+                            format_func=lambda i: f"{bi.image_name(g, i)}", key="missed_pick")
+        ui.nav_button("Open pair", ui.PAIR, key="missed_open", where=mb, i=int(pick))
+    elif stats.n_pos:
+        st.success(f"Every positive is in the top {k}.")
+
+# ---------------------------------------------------------------- ranked results
+st.subheader(f"Top {k}")
+ui.legend(ui.LABEL_LEGEND)
+role_note = {"easy": "Easy setup: hard images count as junk.",
+             "medium": "Medium setup: easy and hard are positives.",
+             "hard": "Hard setup: easy images count as junk."}[c.setup]
+st.caption(f"Frame = ground-truth label. {role_note} Caption: pair IoU (bbox / seg, "
+           f"{c.protocol}) where the method predicted a region.")
+if ds.images is None:
+    st.caption(":material/image_not_supported: No images folder: tiles show names only.")
+
+items = bi.top_k(ranks, g, q, k, setup=c.setup)
+# one column block per grid column (tile n goes to column n % N_COLS): every tile and
+# button has the same height, so the rows line up, with 5 blocks instead of 10 x 5
+cols = st.columns(N_COLS)
+for n, it in enumerate(items):
+    col = cols[n % N_COLS]
+    cap = it.label
+    if pix is not None and it.label in ("easy", "hard"):
+        iou = pix.pairs.get((q, it.db))
+        cap += (f" · IoU {ui.pct(iou[0], 1)} / {ui.pct(iou[1], 1)}" if iou is not None
+                else " · no prediction")
+    tile = thumbs.tile_jpeg(ui.image_path(ds, it.name), it.name,
+                            render.LABEL_COLORS[it.label], badge=f"#{it.rank}",
+                            caption=(it.name, cap))
+    col.image(tile, width="stretch")
+    ui.nav_button("Pair", ui.PAIR, key=f"pair_{it.rank}", where=col, i=it.db)

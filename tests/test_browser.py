@@ -1,0 +1,277 @@
+"""The app in a real browser: `streamlit run app.py` on a free port, driven by Playwright
+through Debian's /usr/bin/chromium (no browser download) on a small demo.
+
+Opens every page, goes from a query to a pair, clicks a bar of the per-query chart, feeds
+a bad folder, checks that no exception is shown, and saves screenshots of each page under
+``screenshots/`` (git-ignored) for a human to look at. ``BENCH_SCREENSHOT_DEMO=DIR``
+runs it on another built demo instead (e.g. the full one, for README pictures).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bench.demo import build_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="playwright is not installed (pip install playwright)")
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (`make chromium`)",
+                allow_module_level=True)
+
+#: Counts finished script runs (every "running" -> "notRunning" change of the app).
+RUN_COUNTER = """
+window.__runs = 0;
+window.__state = null;
+new MutationObserver(() => {
+  const el = document.querySelector('[data-testid="stApp"]');
+  const s = el && el.getAttribute('data-test-script-state');
+  if (s !== window.__state) {
+    if (s === 'notRunning' && window.__state === 'running') window.__runs += 1;
+    window.__state = s;
+  }
+}).observe(document, {subtree: true, childList: true, attributes: true,
+                      attributeFilter: ['data-test-script-state']});
+"""
+DRAWN = ("() => !document.querySelector('[data-testid=\"stSkeleton\"]')"
+         " && [...document.images].every(i => i.complete)")
+CHARTS = "n => document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .main-svg').length >= n"
+
+
+# ---------------------------------------------------------------- server and browser
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=10)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    other = os.environ.get("BENCH_SCREENSHOT_DEMO")
+    demo = (build_demo(Path(other), scale="full") if other else
+            build_demo(tmp_path_factory.getbasetemp() / "small_demo", scale="small"))
+    port = _free_port()
+    env = dict(os.environ, BENCH_DEMO_DIR=str(demo.root),
+               BENCH_CACHE_DIR=str(tmp_path_factory.mktemp("browser_cache")))
+    log = tmp_path_factory.mktemp("browser_log") / "streamlit.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+             "--server.port", str(port), "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail("streamlit did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.2)
+        yield url, demo
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    pg = browser.new_page(viewport={"width": 1440, "height": 1000})
+    pg.add_init_script(RUN_COUNTER)
+    pg.set_default_timeout(60_000)
+    try:
+        yield pg
+    finally:
+        pg.close()
+
+
+def act(pg, action) -> None:
+    """Do *action*; wait until the script run it causes has finished and is drawn."""
+    n = pg.evaluate("window.__runs || 0")
+    action()
+    pg.wait_for_function(f"(window.__runs || 0) > {n}")
+    pg.wait_for_function(DRAWN)
+
+
+def settle(pg) -> None:
+    """Let follow-up runs (a page switch, the deferred charts) finish too."""
+    for _ in range(20):
+        n = pg.evaluate("window.__runs")
+        pg.wait_for_timeout(400)
+        if pg.evaluate("window.__runs") == n and pg.evaluate(
+                "document.querySelector('[data-testid=\"stApp\"]')"
+                ".getAttribute('data-test-script-state')") == "notRunning":
+            break
+    pg.wait_for_function(DRAWN)
+
+
+def no_exception(pg) -> None:
+    exc = pg.locator('[data-testid="stException"]')
+    assert exc.count() == 0, exc.first.inner_text()[:2000]
+
+
+def shot(pg, name: str) -> None:
+    """Screenshot of the whole page: the app scrolls inside its main block, so the
+    viewport is made as tall as that block first."""
+    SHOTS.mkdir(exist_ok=True)
+    size = pg.viewport_size
+    height = pg.evaluate("() => Math.max(...['stMain', 'stSidebar'].map(id => "
+                         "(document.querySelector(`[data-testid=${id}]`) || {}).scrollHeight"
+                         " || 0))")
+    pg.set_viewport_size({"width": size["width"], "height": max(size["height"], height + 40)})
+    pg.wait_for_timeout(300)
+    pg.wait_for_function(DRAWN)
+    pg.screenshot(path=str(SHOTS / f"{name}.png"))
+    pg.set_viewport_size(size)
+
+
+# ---------------------------------------------------------------- tests
+
+@pytest.mark.parametrize("path, name, title", [
+    ("/", "overview", "Overview"),
+    ("/query?m=local-sp&q=1", "query", "Query"),
+    ("/pair?m=local-sp&q=1", "pair", "Pair"),
+    ("/gpr1200", "gpr1200", "GPR1200"),
+    ("/data", "data", "Data & help"),
+])
+def test_every_page_opens(server, page, path, name, title):
+    url, _ = server
+    act(page, lambda: page.goto(url + path))
+    settle(page)
+    if name == "overview":
+        page.wait_for_function(CHARTS, arg=4)
+        settle(page)
+    assert page.locator("h1").first.inner_text().strip() == title
+    assert page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').count() == 2
+    no_exception(page)
+    shot(page, name)
+
+
+def test_from_a_query_to_a_pair_and_its_views(server, browser, page):
+    url, _ = server
+    act(page, lambda: page.goto(url + "/query?m=local-sp&q=2&k=10"))
+    settle(page)
+    assert page.locator('[data-testid="stImage"]').count() == 11  # query + 10 tiles
+    act(page, page.get_by_role("button", name="Next").click)
+    assert "q=3" in page.url
+    act(page, page.get_by_role("button", name="Prev").click)
+    assert "q=2" in page.url
+    act(page, page.locator(".st-key-pair_2 button").click)
+    settle(page)
+    assert "/pair" in page.url and "q=2" in page.url and "i=" in page.url
+    assert page.locator("h1").first.inner_text().strip() == "Pair"
+    no_exception(page)
+    shot(page, "pair_overlay")
+    act(page, page.get_by_text("Error map", exact=True).click)
+    settle(page)
+    no_exception(page)
+    assert "mode=errors" in page.url
+    shot(page, "pair_errors")
+    act(page, page.get_by_text("Side by side", exact=True).click)
+    settle(page)
+    no_exception(page)
+    shot(page, "pair_side")
+    assert page.get_by_role("button", name="Download PNG").count() == 1
+    # the URL reopens the same view in a new tab
+    other = browser.new_page(viewport={"width": 1440, "height": 2000})
+    try:
+        other.add_init_script(RUN_COUNTER)
+        act(other, lambda: other.goto(page.url))
+        settle(other)
+        assert other.locator("h1").first.inner_text().strip() == "Pair"
+        assert other.locator(".st-key-w_mode input:checked").evaluate(
+            "e => e.closest('label').innerText").strip() == "Side by side"
+        assert other.locator(".st-key-w_i").inner_text() == page.locator(
+            ".st-key-w_i").inner_text()
+    finally:
+        other.close()
+
+
+def test_clicking_a_bar_opens_its_query(server, page):
+    url, _ = server
+    act(page, lambda: page.goto(url + "/"))
+    settle(page)
+    page.wait_for_function(CHARTS, arg=4)
+    bars = page.locator(".st-key-ap_bars .point path")
+    assert bars.count() >= 3
+    bars.nth(2).click(force=True)
+    page.wait_for_url("**/query**")
+    settle(page)
+    assert "q=2" in page.url
+    assert page.locator("h1").first.inner_text().strip() == "Query"
+    no_exception(page)
+
+
+def test_bad_folder_shows_an_error_and_the_app_keeps_working(server, page):
+    url, _ = server
+    act(page, lambda: page.goto(url + "/"))
+    settle(page)
+    act(page, page.get_by_text("Folder in released layout", exact=True).click)
+    settle(page)
+    box = page.locator(".st-key-w_root input")
+    for attempt in range(3):  # a late rerun may redraw the input before Enter commits it
+        box.fill("/nonexistent/benchmarks")
+        box.press("Enter")
+        try:
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('[data-testid=\"stAlertContentError\"]')]"
+                ".some(e => e.innerText.includes('missing folder'))", timeout=15_000)
+            break
+        except sync_api.TimeoutError:
+            if attempt == 2:
+                raise
+    settle(page)
+    err = page.locator('[data-testid="stAlertContentError"]')
+    assert err.count() >= 1 and "missing folder" in err.first.inner_text()
+    no_exception(page)
+    shot(page, "bad_folder")
+    act(page, page.get_by_text("Demo (synthetic)", exact=True).click)
+    settle(page)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    assert page.locator('[data-testid="stMetric"]').count() >= 11
