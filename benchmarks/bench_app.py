@@ -126,21 +126,11 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-#: Counts finished script runs: every change of the app's data-test-script-state from
-#: "running" to "notRunning" (a MutationObserver sees each change, however quick).
-RUN_COUNTER = """
-window.__runs = 0;
-window.__state = null;
-new MutationObserver(() => {
-  const el = document.querySelector('[data-testid="stApp"]');
-  const s = el && el.getAttribute('data-test-script-state');
-  if (s !== window.__state) {
-    if (s === 'notRunning' && window.__state === 'running') window.__runs += 1;
-    window.__state = s;
-  }
-}).observe(document, {subtree: true, childList: true, attributes: true,
-                      attributeFilter: ['data-test-script-state']});
-"""
+def at_query(q: int) -> str:
+    """JS: the run that shows query q has finished (its URL is written at the run's end)."""
+    return ("() => (new URLSearchParams(location.search).get('q') || '0') === '" + str(q)
+            + "' && document.querySelector('[data-testid=\"stApp\"]')"
+            ".getAttribute('data-test-script-state') === 'notRunning'")
 
 
 #: The overview's cards are on screen: 3 image-level + 8 pixel-level metrics drawn.
@@ -157,12 +147,13 @@ def drawn(page, timeout: float = 60_000) -> None:
         " && [...document.images].every(i => i.complete)", timeout=timeout)
 
 
-def act(page, action, timeout: float = 60_000) -> None:
-    """Do *action* and wait until the script run it starts has finished and drawn."""
-    n = page.evaluate("window.__runs || 0")  # a new page's document starts again at 0
-    action()
-    page.wait_for_function(f"(window.__runs || 0) > {n}", timeout=timeout)
-    drawn(page, timeout)
+def step(page, button, q: int) -> float:
+    """Click *button* (Next or Prev); seconds until query q is drawn, images loaded."""
+    t = time.perf_counter()
+    button.click()
+    page.wait_for_function(at_query(q), timeout=60_000, polling=10)
+    drawn(page)
+    return time.perf_counter() - t
 
 
 def bench_browser(env: dict[str, str], n_queries: int) -> dict[str, float | list[float]]:
@@ -186,19 +177,16 @@ def bench_browser(env: dict[str, str], n_queries: int) -> dict[str, float | list
                     out[label + "_charts"] = time.perf_counter() - t
                     page.close()
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.add_init_script(RUN_COUNTER)
-                act(page, lambda: page.goto(f"{url}/query?k={K}"))
+                page.goto(f"{url}/query?k={K}")
+                page.wait_for_function(at_query(0), timeout=60_000)
+                drawn(page)
                 nxt = page.get_by_role("button", name="Next")
                 prv = page.get_by_role("button", name="Prev")
-                for _ in range(n_queries - 1):  # first pass: thumbnails are made
-                    act(page, nxt.click)
-                for _ in range(n_queries - 1):
-                    act(page, prv.click)
-                times = []
-                for _ in range(n_queries - 1):
-                    t = time.perf_counter()
-                    act(page, nxt.click)
-                    times.append(time.perf_counter() - t)
+                for q in range(1, n_queries):  # first pass: the thumbnails are made
+                    step(page, nxt, q)
+                for q in range(n_queries - 2, -1, -1):
+                    step(page, prv, q)
+                times = [step(page, nxt, q) for q in range(1, n_queries)]
                 out["query_switch"] = times
                 out["tiles_shown"] = float(page.locator('[data-testid="stImage"] img').count())
             finally:

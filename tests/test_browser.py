@@ -131,12 +131,11 @@ def page(browser):
         pg.close()
 
 
-def act(pg, action) -> None:
-    """Do *action*; wait until the script run it causes has finished and is drawn."""
-    n = pg.evaluate("window.__runs || 0")
-    action()
-    pg.wait_for_function(f"(window.__runs || 0) > {n}")
-    pg.wait_for_function(DRAWN)
+def open_page(pg, url: str) -> None:
+    """Load *url*; a new document starts "initial", so "notRunning" means a run ended."""
+    pg.goto(url)
+    pg.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    settle(pg)
 
 
 def settle(pg) -> None:
@@ -149,6 +148,35 @@ def settle(pg) -> None:
                 ".getAttribute('data-test-script-state')") == "notRunning":
             break
     pg.wait_for_function(DRAWN)
+
+
+def click_until(pg, locator, url_glob: str) -> None:
+    """Click until the page address matches *url_glob* (a lost click is retried)."""
+    for attempt in range(3):
+        locator.click()
+        try:
+            pg.wait_for_url(url_glob, timeout=15_000)
+            break
+        except sync_api.TimeoutError:
+            if attempt == 2:
+                raise
+    settle(pg)
+
+
+def choose(pg, key: str, label: str) -> None:
+    """Pick *label* in the radio widget *key*; retried, since a click that lands while
+    a run redraws the widget can be lost."""
+    checked = (f"() => {{ const e = document.querySelector('.st-key-{key} input:checked');"
+               " return e && e.closest('label').innerText.trim(); }")
+    for attempt in range(3):
+        pg.locator(f".st-key-{key}").get_by_text(label, exact=True).click()
+        try:
+            pg.wait_for_function(f"() => ({checked})() === {label!r}", timeout=10_000)
+            break
+        except sync_api.TimeoutError:
+            if attempt == 2:
+                raise
+    settle(pg)
 
 
 def no_exception(pg) -> None:
@@ -182,8 +210,7 @@ def shot(pg, name: str) -> None:
 ])
 def test_every_page_opens(server, page, path, name, title):
     url, _ = server
-    act(page, lambda: page.goto(url + path))
-    settle(page)
+    open_page(page, url + path)
     if name == "overview":
         page.wait_for_function(CHARTS, arg=4)
         settle(page)
@@ -195,25 +222,22 @@ def test_every_page_opens(server, page, path, name, title):
 
 def test_from_a_query_to_a_pair_and_its_views(server, browser, page):
     url, _ = server
-    act(page, lambda: page.goto(url + "/query?m=local-sp&q=2&k=10"))
-    settle(page)
+    open_page(page, url + "/query?m=local-sp&q=2&k=10")
     assert page.locator('[data-testid="stImage"]').count() == 11  # query + 10 tiles
-    act(page, page.get_by_role("button", name="Next").click)
-    assert "q=3" in page.url
-    act(page, page.get_by_role("button", name="Prev").click)
-    assert "q=2" in page.url
-    act(page, page.locator(".st-key-pair_2 button").click)
-    settle(page)
-    assert "/pair" in page.url and "q=2" in page.url and "i=" in page.url
+    click_until(page, page.get_by_role("button", name="Next"), "**/query?*q=3*")
+    click_until(page, page.get_by_role("button", name="Prev"), "**/query?*q=2*")
+    click_until(page, page.locator(".st-key-pair_2 button"), "**/pair?*")
+    assert "q=2" in page.url and "i=" in page.url
     assert page.locator("h1").first.inner_text().strip() == "Pair"
     no_exception(page)
     shot(page, "pair_overlay")
-    act(page, page.get_by_text("Error map", exact=True).click)
-    settle(page)
+    choose(page, "w_mode", "Error map")
     no_exception(page)
-    assert "mode=errors" in page.url
+    page.wait_for_url("**mode=errors**")
+    settle(page)
     shot(page, "pair_errors")
-    act(page, page.get_by_text("Side by side", exact=True).click)
+    choose(page, "w_mode", "Side by side")
+    page.wait_for_url("**mode=side**")
     settle(page)
     no_exception(page)
     shot(page, "pair_side")
@@ -222,8 +246,7 @@ def test_from_a_query_to_a_pair_and_its_views(server, browser, page):
     other = browser.new_page(viewport={"width": 1440, "height": 2000})
     try:
         other.add_init_script(RUN_COUNTER)
-        act(other, lambda: other.goto(page.url))
-        settle(other)
+        open_page(other, page.url)
         assert other.locator("h1").first.inner_text().strip() == "Pair"
         assert other.locator(".st-key-w_mode input:checked").evaluate(
             "e => e.closest('label').innerText").strip() == "Side by side"
@@ -235,8 +258,7 @@ def test_from_a_query_to_a_pair_and_its_views(server, browser, page):
 
 def test_clicking_a_bar_opens_its_query(server, page):
     url, _ = server
-    act(page, lambda: page.goto(url + "/"))
-    settle(page)
+    open_page(page, url + "/")
     page.wait_for_function(CHARTS, arg=4)
     bars = page.locator(".st-key-ap_bars .point path")
     assert bars.count() >= 3
@@ -250,10 +272,8 @@ def test_clicking_a_bar_opens_its_query(server, page):
 
 def test_bad_folder_shows_an_error_and_the_app_keeps_working(server, page):
     url, _ = server
-    act(page, lambda: page.goto(url + "/"))
-    settle(page)
-    act(page, page.get_by_text("Folder in released layout", exact=True).click)
-    settle(page)
+    open_page(page, url + "/")
+    choose(page, "w_src", "Folder in released layout")
     box = page.locator(".st-key-w_root input")
     for attempt in range(3):  # a late rerun may redraw the input before Enter commits it
         box.fill("/nonexistent/benchmarks")
@@ -271,7 +291,8 @@ def test_bad_folder_shows_an_error_and_the_app_keeps_working(server, page):
     assert err.count() >= 1 and "missing folder" in err.first.inner_text()
     no_exception(page)
     shot(page, "bad_folder")
-    act(page, page.get_by_text("Demo (synthetic)", exact=True).click)
-    settle(page)
+    choose(page, "w_src", "Demo (synthetic)")
+    page.wait_for_function("() => document.querySelectorAll("
+                           "'[data-testid=\"stMetric\"]').length >= 11")
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     assert page.locator('[data-testid="stMetric"]').count() >= 11
