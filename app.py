@@ -26,6 +26,7 @@ page = st.navigation([
     st.Page(ui.QUERY, title="Query", icon=":material/search:", url_path="query"),
     st.Page(ui.PAIR, title="Pair", icon=":material/compare:", url_path="pair"),
     st.Page(ui.GPR, title="GPR1200", icon=":material/grid_view:", url_path="gpr1200"),
+    st.Page("pages/study.py", title="User study", icon=":material/how_to_reg:", url_path="study"),
     st.Page(ui.DATA, title="Data & help", icon=":material/help:", url_path="data"),
 ])
 ui.sidebar()

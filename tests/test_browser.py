@@ -296,3 +296,12 @@ def test_bad_folder_shows_an_error_and_the_app_keeps_working(server, page):
                            "'[data-testid=\"stMetric\"]').length >= 11")
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     assert page.locator('[data-testid="stMetric"]').count() >= 11
+
+
+def test_user_study_page_opens(server, page):
+    url, _ = server
+    open_page(page, url + "/")
+    open_page(page, url + "/study")
+    assert page.locator("h1").first.inner_text().strip().startswith("User study")
+    no_exception(page)
+    shot(page, "study")
