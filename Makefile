@@ -41,6 +41,7 @@ test: dev chromium
 
 bench: dev
 	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_app.py
 
 demo: venv
 	$(BIN)/python -m bench demo

@@ -87,19 +87,42 @@ def run_pixel(gnd_path: PathLike, *, pair_labels: PathLike, labels_root: PathLik
     return gnd, res
 
 
-def run_gpr1200(images: PathLike, *, embeddings: PathLike | None = None,
-                indices: PathLike | None = None, metric: str = "cosine",
-                order: PathLike | None = None) -> tuple[GprImages, GprResult]:
+@dataclass(frozen=True, eq=False)
+class GprInputs:
+    """A GPR1200 run's inputs in file order (embeddings or neighbour indices)."""
+
+    images: GprImages
+    embeddings: np.ndarray | None
+    indices: np.ndarray | None
+    metric: str
+
+
+def load_gpr_inputs(images: PathLike, *, embeddings: PathLike | None = None,
+                    indices: PathLike | None = None, metric: str = "cosine",
+                    order: PathLike | None = None) -> GprInputs:
+    """Read the images folder (and order file) and the embeddings or indices, rearranged
+    into file order (rows follow the order file; so do the indices inside them)."""
     imgs = load_gpr_images(images, order)
     if embeddings is not None:
         emb = imgs.to_file_order(load_embeddings(embeddings, imgs.n))
-        return imgs, evaluate_gpr1200(imgs.categories, embeddings=emb, metric=metric)
+        return GprInputs(imgs, emb, None, metric)
+    if indices is None:
+        raise ValueError("give embeddings or indices")
     idx = load_indices(indices, imgs.n)
-    if imgs.rows is not None:  # rows and the indices inside them follow the order file
+    if imgs.rows is not None:
         file_pos = np.empty(imgs.n, dtype=np.int64)
         file_pos[imgs.rows] = np.arange(imgs.n)
         idx = file_pos[imgs.to_file_order(idx)]
-    return imgs, evaluate_gpr1200(imgs.categories, indices=idx)
+    return GprInputs(imgs, None, idx, metric)
+
+
+def run_gpr1200(images: PathLike, *, embeddings: PathLike | None = None,
+                indices: PathLike | None = None, metric: str = "cosine",
+                order: PathLike | None = None) -> tuple[GprImages, GprResult]:
+    inp = load_gpr_inputs(images, embeddings=embeddings, indices=indices, metric=metric,
+                          order=order)
+    return inp.images, evaluate_gpr1200(inp.images.categories, embeddings=inp.embeddings,
+                                        metric=metric, indices=inp.indices)
 
 
 # ---------------------------------------------------------------- JSON views

@@ -16,12 +16,12 @@ query is, by construction, what went into the benchmark's mean:
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from bench.formats.gpr1200 import GprImages, load_embeddings, load_gpr_images, load_indices
+from bench.evaluate import GprInputs, load_gpr_inputs
+from bench.formats.gpr1200 import GprImages
 from bench.formats.revisited import Gnd
 from bench.geometry import PairMasks, pair_masks, truncate
 from bench.metrics.gpr1200 import SUBSETS, GprResult, neighbours
@@ -269,35 +269,6 @@ def metric_table(official: dict[str, float | None], strict: dict[str, float | No
 
 
 # ---------------------------------------------------------------- GPR1200
-
-@dataclass(frozen=True, eq=False)
-class GprInputs:
-    """A GPR1200 run's inputs in file order (embeddings or neighbour indices)."""
-
-    images: GprImages
-    embeddings: np.ndarray | None
-    indices: np.ndarray | None
-    metric: str
-
-
-def load_gpr_inputs(images: str | os.PathLike, *, embeddings: str | os.PathLike | None = None,
-                    indices: str | os.PathLike | None = None, metric: str = "cosine",
-                    order: str | os.PathLike | None = None) -> GprInputs:
-    """Read the images folder (and order file) and the embeddings or indices, rearranged
-    into file order exactly as :func:`bench.evaluate.run_gpr1200` does."""
-    imgs = load_gpr_images(images, order)
-    if embeddings is not None:
-        emb = imgs.to_file_order(load_embeddings(embeddings, imgs.n))
-        return GprInputs(imgs, emb, None, metric)
-    if indices is None:
-        raise ValueError("give embeddings or indices")
-    idx = load_indices(indices, imgs.n)
-    if imgs.rows is not None:
-        file_pos = np.empty(imgs.n, dtype=np.int64)
-        file_pos[imgs.rows] = np.arange(imgs.n)
-        idx = file_pos[imgs.to_file_order(idx)]
-    return GprInputs(imgs, None, idx, metric)
-
 
 def gpr_neighbours(inputs: GprInputs, q: int, k: int
                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
