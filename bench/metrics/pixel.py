@@ -65,13 +65,29 @@ def pair_ious(preds: list[np.ndarray], gts: list[list[np.ndarray]], *,
               ) -> tuple[np.ndarray, np.ndarray]:
     """(bbox IoU, seg IoU) arrays of many pairs, computed together (see :func:`pair_iou`)."""
     check_protocol(protocol)
-    for x in [*preds, *(s for gl in gts for s in gl)]:
-        if not np.all(np.isfinite(x)) or (np.size(x) and np.abs(x).max() > MAX_COORD):
-            raise ValueError(f"coordinates must be finite and within +-{MAX_COORD} px")
-    p = [truncate(x) for x in preds]
-    g = [[truncate(s) for s in gl] for gl in gts]
-    sizes = image_sizes if image_sizes is not None else [None] * len(p)
-    canvases = [pair_canvas(pi, gi, protocol, si) for pi, gi, si in zip(p, g, sizes, strict=True)]
+    k = len(preds)
+    if k == 0:
+        return np.zeros(0), np.zeros(0)
+    # one pass over all coordinates: validate, truncate, split back (no per-pair numpy work)
+    flat = [np.asarray(x, dtype=np.float64).reshape(-1, 2) for x in preds]
+    flat += [np.asarray(s, dtype=np.float64).reshape(-1, 2) for gl in gts for s in gl]
+    allv = np.concatenate(flat)
+    if not np.all(np.isfinite(allv)) or np.abs(allv).max(initial=0) > MAX_COORD:
+        raise ValueError(f"coordinates must be finite and within +-{MAX_COORD} px")
+    lens = np.array([len(x) for x in flat])
+    parts = np.split(truncate(allv), np.cumsum(lens)[:-1])
+    p = parts[:k]
+    n_shapes = [len(gl) for gl in gts]
+    starts = np.cumsum([0, *n_shapes])
+    g = [parts[k + starts[j]:k + starts[j + 1]] for j in range(k)]
+    # official canvas side per pair: the largest coordinate among its points
+    pair_of_poly = np.concatenate([np.arange(k), np.repeat(np.arange(k), n_shapes)])
+    side = np.full(k, np.iinfo(np.int64).min)
+    np.maximum.at(side, np.repeat(pair_of_poly, lens), truncate(allv).max(axis=1))
+    side = np.maximum(side, 0)
+    sizes = image_sizes if image_sizes is not None else [None] * k
+    canvases = [Canvas(int(si[0]), int(si[1])) if protocol == "strict" and si is not None
+                else Canvas(int(sd), int(sd)) for si, sd in zip(sizes, side, strict=True)]
     bbox = batch_box_ious(p, g, canvases)
     return bbox, batch_seg_ious(p, g, canvases)
 
