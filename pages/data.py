@@ -25,14 +25,14 @@ if c.error and c.datasets is None and c.source != "gpr":
 if c.datasets:
     rows = []
     for d in c.datasets:
-        base = {"dataset": d.name, "gnd": str(d.gnd),
-                "pair labels": str(d.pair_labels) if d.pair_labels else "—",
-                "images": str(d.images) if d.images else "— (metrics only)"}
-        if not d.methods:
-            rows.append(base | {"method": "—", "ranks": "—", "pixel result": "—"})
-        for name, mf in d.methods.items():
-            rows.append(base | {"method": name, "ranks": str(mf.ranks) if mf.ranks else "—",
-                                "pixel result": str(mf.matches) if mf.matches else "—"})
+        files = {"gnd": str(d.gnd),
+                 "pair labels": str(d.pair_labels) if d.pair_labels else "—",
+                 "images": str(d.images) if d.images else "— (metrics only)"}
+        methods = d.methods.items() or [("—", None)]
+        for name, mf in methods:  # one row per method: dataset and method first
+            rows.append({"dataset": d.name, "method": name,
+                         "ranks": str(mf.ranks) if mf and mf.ranks else "—",
+                         "pixel result": str(mf.matches) if mf and mf.matches else "—"} | files)
     st.dataframe(rows, hide_index=True, width="stretch")
 if c.gpr is not None:
     st.markdown(f"GPR1200: images `{c.gpr.images}` · "
