@@ -97,17 +97,24 @@ def load_gpr_images(folder: str | os.PathLike, order_file: str | os.PathLike | N
                      category_text=load_category_text(folder))
 
 
-def load_embeddings(path: str | os.PathLike, n: int) -> np.ndarray:
-    """An ``(n, d)`` float array, finite, one row per image in evaluation order."""
-    arr = load_npy(path, what="embeddings file")
+def _rows_per_image(path: str | os.PathLike, n: int, what: str, cols: str, rows: str
+                    ) -> np.ndarray:
+    """A numeric 2-D ``.npy`` with one row per image (shared checks of the two inputs)."""
+    arr = load_npy(path, what=f"{what} file")
     if not isinstance(arr, np.ndarray) or arr.dtype == object:
-        raise BenchError("wrong embeddings file", path, "expected a numeric (n, d) array")
+        raise BenchError(f"wrong {what} file", path, f"expected a numeric (n, {cols}) array")
     if arr.ndim != 2:
-        raise BenchError("wrong array shape", path, f"embeddings must be (n, d); got {arr.shape}")
+        raise BenchError("wrong array shape", path, f"{what} must be (n, {cols}); got {arr.shape}")
     if arr.shape[0] != n:
         raise BenchError("count mismatch", path,
-                         f"{arr.shape[0]} embeddings but {n} images; one row per image expected "
+                         f"{arr.shape[0]} {rows} but {n} images; one row per image expected "
                          "(pass --order if they are saved in another order)")
+    return arr
+
+
+def load_embeddings(path: str | os.PathLike, n: int) -> np.ndarray:
+    """An ``(n, d)`` float array, finite, one row per image in evaluation order."""
+    arr = _rows_per_image(path, n, "embeddings", "d", "embeddings")
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise BenchError("wrong embeddings dtype", path, f"expected floats, got {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
@@ -120,13 +127,7 @@ def load_embeddings(path: str | os.PathLike, n: int) -> np.ndarray:
 
 def load_indices(path: str | os.PathLike, n: int) -> np.ndarray:
     """An ``(n, k)`` int array of neighbour indices in ``0..n-1``, best first."""
-    arr = load_npy(path, what="indices file")
-    if not isinstance(arr, np.ndarray) or arr.dtype == object:
-        raise BenchError("wrong indices file", path, "expected an integer (n, k) array")
-    if arr.ndim != 2:
-        raise BenchError("wrong array shape", path, f"indices must be (n, k); got {arr.shape}")
-    if arr.shape[0] != n:
-        raise BenchError("count mismatch", path, f"{arr.shape[0]} rows of neighbours but {n} images")
+    arr = _rows_per_image(path, n, "indices", "k", "rows of neighbours")
     if not np.issubdtype(arr.dtype, np.integer):
         raise BenchError("wrong indices dtype", path,
                          f"expected integer indices, got {arr.dtype} (distances saved instead?)")
