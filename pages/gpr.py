@@ -83,7 +83,8 @@ with left:
 with right:
     m1, m2, m3 = st.columns(3)
     m1.metric("AP of this image", ui.pct(res.ap[gq]))
-    m2.metric("Category mean AP", ui.pct(float(res.ap[cats == cats[gq]].mean())))
+    cat_row = next(r for r in bi.category_rows(imgs, res) if r.category == int(cats[gq]))
+    m2.metric("Category mean AP", ui.pct(cat_row.mean_ap))
     m3.metric(f"Same category in top {k}", f"{int(same_flags.sum())} of {len(same)}")
     st.caption(f"Category {bi.category_label(imgs, int(cats[gq]))} · subset "
                f"{SUBSETS[int(res.subset_of[gq])]}. The image itself is a positive and "
