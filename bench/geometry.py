@@ -49,10 +49,6 @@ def clip_box(box: tuple[int, int, int, int], canvas: Canvas) -> tuple[int, int, 
     return x0, y0, x1, y1
 
 
-def _area(b: tuple[int, int, int, int] | None) -> int:
-    return 0 if b is None else (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-
-
 def batch_box_ious(preds: list[np.ndarray], gts: list[list[np.ndarray]],
                    canvases: list[Canvas]) -> np.ndarray:
     """Bbox IoU of many pairs: the inclusive boxes of the int prediction and of all
@@ -85,18 +81,6 @@ def batch_box_ious(preds: list[np.ndarray], gts: list[list[np.ndarray]],
                  np.minimum(ay1, by1))
     union = area(ax0, ay0, ax1, ay1) + area(bx0, by0, bx1, by1) - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-
-
-def box_iou(a: tuple[int, int, int, int] | None, b: tuple[int, int, int, int] | None) -> float:
-    """IoU of two inclusive pixel boxes (``None`` = empty); 0 when the union is empty."""
-    inter = None
-    if a is not None and b is not None:
-        inter = (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
-        if inter[0] > inter[2] or inter[1] > inter[3]:
-            inter = None
-    ia = _area(inter)
-    union = _area(a) + _area(b) - ia
-    return ia / union if union > 0 else 0.0
 
 
 def _edge_pixels(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -75,7 +75,8 @@ def pair_ious(preds: list[np.ndarray], gts: list[list[np.ndarray]], *,
     if not np.all(np.isfinite(allv)) or np.abs(allv).max(initial=0) > MAX_COORD:
         raise ValueError(f"coordinates must be finite and within +-{MAX_COORD} px")
     lens = np.array([len(x) for x in flat])
-    parts = np.split(truncate(allv), np.cumsum(lens)[:-1])
+    ints = truncate(allv)
+    parts = np.split(ints, np.cumsum(lens)[:-1])
     p = parts[:k]
     n_shapes = [len(gl) for gl in gts]
     starts = np.cumsum([0, *n_shapes])
@@ -83,7 +84,7 @@ def pair_ious(preds: list[np.ndarray], gts: list[list[np.ndarray]], *,
     # official canvas side per pair: the largest coordinate among its points
     pair_of_poly = np.concatenate([np.arange(k), np.repeat(np.arange(k), n_shapes)])
     side = np.full(k, np.iinfo(np.int64).min)
-    np.maximum.at(side, np.repeat(pair_of_poly, lens), truncate(allv).max(axis=1))
+    np.maximum.at(side, np.repeat(pair_of_poly, lens), ints.max(axis=1))
     side = np.maximum(side, 0)
     sizes = image_sizes if image_sizes is not None else [None] * k
     canvases = [Canvas(int(si[0]), int(si[1])) if protocol == "strict" and si is not None

@@ -58,7 +58,7 @@ _CHUNK_BYTES = 16 << 20  # rows read at once: contiguous, all columns of the gro
 _GROUP = 14  # queries whose "seen" tables (one byte per database index) are live at once
 
 
-def _range_error(ranks: np.ndarray, block: np.ndarray, g0: int, path: object, n_db: int,
+def _range_error(block: np.ndarray, g0: int, path: object, n_db: int,
                  n_rows: int, limit: int) -> BenchError:
     bad_at = np.argwhere((block < 0) | (block >= limit))[0]
     bad = int(block[bad_at[0], bad_at[1]])
@@ -98,7 +98,7 @@ def scan_ranks(ranks: np.ndarray, gnd: Gnd, *, path: object = None) -> RankScan:
             block = np.asarray(ranks[r0:r0 + rows_per_chunk, g0:g1])
             cols = np.ascontiguousarray(block.T)
             if cols.min() < 0 or cols.max() >= limit:
-                raise _range_error(ranks, block, g0, path, n_db, n_rows, limit)
+                raise _range_error(block, g0, path, n_db, n_rows, limit)
             for k in range(g1 - g0):
                 col = cols[k]
                 seen[k, col] = True
