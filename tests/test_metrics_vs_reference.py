@@ -31,6 +31,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import bench.formats.revisited as bench_formats
+import bench.metrics.gpr1200 as bench_gpr
+import bench.metrics.pixel as bench_pixel
+import bench.metrics.revisited as bench_revisited
 from tests import fixtures
 from tests.reference import (
     IGNORED_QUERIES,
@@ -44,11 +48,6 @@ from tests.reference import (
     ref_revisited,
     threshold_key,
 )
-
-bench_revisited = pytest.importorskip("bench.metrics.revisited")
-bench_pixel = pytest.importorskip("bench.metrics.pixel")
-bench_gpr = pytest.importorskip("bench.metrics.gpr1200")
-bench_formats = pytest.importorskip("bench.formats.revisited")
 
 EXACT = 1e-12
 SEG_REALISTIC = 0.005
@@ -195,7 +194,7 @@ def test_pair_iou_small_shapes(seed):
 def test_fill_differs_only_on_tie_pixels():
     """Polygon by polygon: bench's fill and the reference's fill are equal except on
     pixels where an edge passes exactly half-way between two pixel centres."""
-    geometry = pytest.importorskip("bench.geometry")
+    import bench.geometry as geometry
     if not hasattr(geometry, "polygon_mask"):
         pytest.skip("bench.geometry.polygon_mask not available")
     rng = np.random.default_rng(77)
@@ -299,7 +298,7 @@ def test_pixel_benchmark_in_memory(pixel70, ref_pair_ious, protocol, benchmark):
 @pytest.mark.parametrize("protocol", ["official", "strict"])
 def test_pixel_benchmark_from_disk(pixel70, ref_pair_ious, protocol):
     """The released folder layout read by bench's readers gives the reference's numbers."""
-    evaluate = pytest.importorskip("bench.evaluate")
+    import bench.evaluate as evaluate
     b = pixel70
     _, res = evaluate.run_pixel(b.gnd_path, pair_labels=b.pair_labels_path,
                                 labels_root=b.labels_root, matches=b.matches_path,
@@ -419,7 +418,7 @@ def test_gpr_real_size_subsets_blocks_of_2000():
 
 @pytest.mark.parametrize("mode", ["embeddings", "indices"])
 def test_gpr_from_images_folder(tmp_path, mode):
-    evaluate = pytest.importorskip("bench.evaluate")
+    import bench.evaluate as evaluate
     rng = np.random.default_rng(5)
     ordered = fixtures.write_gpr_images(tmp_path / "images", 12, 3, rng=rng)
     labels = fixtures.gpr_labels_from_names(ordered)

@@ -11,12 +11,11 @@ import math
 import numpy as np
 import pytest
 
+import bench.formats.revisited as bench_formats
+import bench.metrics.gpr1200 as bench_gpr
+import bench.metrics.pixel as bench_pixel
+import bench.metrics.revisited as bench_revisited
 from tests import fixtures
-
-bench_revisited = pytest.importorskip("bench.metrics.revisited")
-bench_pixel = pytest.importorskip("bench.metrics.pixel")
-bench_gpr = pytest.importorskip("bench.metrics.gpr1200")
-bench_formats = pytest.importorskip("bench.formats.revisited")
 
 SQUARE10 = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], dtype=np.float64)
 

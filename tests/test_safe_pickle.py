@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import bench.errors as errors
+import bench.formats.safe_pickle as safe_pickle
 from tests import fixtures
 
-safe_pickle = pytest.importorskip("bench.formats.safe_pickle")
-errors = pytest.importorskip("bench.errors")
 load_pickle = safe_pickle.load_pickle
 load_npy = safe_pickle.load_npy
 BenchError = errors.BenchError
