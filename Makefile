@@ -29,9 +29,11 @@ chromium:
 	    || echo "could not install chromium: the browser tests will be skipped (they say so)"; \
 	else echo "no apt-get: browser tests will be skipped"; fi
 
+# The app reads user-given paths only inside its data roots: by default this folder and the
+# demo; `make run DATA_ROOTS="/data/prbench /data/gpr"` allows others (--data-root each).
 run: venv
 	$(BIN)/python -m bench demo
-	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true --server.address 127.0.0.1 --browser.gatherUsageStats false
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true --server.address 127.0.0.1 --browser.gatherUsageStats false $(if $(DATA_ROOTS),-- $(foreach d,$(DATA_ROOTS),--data-root $(d)))
 
 lint: dev
 	$(BIN)/ruff check .

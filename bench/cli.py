@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from bench import evaluate as ev
 from bench.errors import BenchError
+from bench.protocol import BENCHMARKS, METRICS, PIXEL_SETUPS, PROTOCOLS, SETUPS
 
 
 def _fmt(x) -> str:
@@ -21,7 +22,7 @@ def _fmt(x) -> str:
 
 def _print_revisited(d: dict) -> None:
     print(f"{'setup':8} {'mAP':>7} {'mP@1':>7} {'mP@5':>7} {'mP@10':>7}")
-    for setup in ("easy", "medium", "hard"):
+    for setup in SETUPS:
         r = d[setup]
         mp = r["mP@k"]
         print(f"{setup:8} {_fmt(r['mAP']):>7} {_fmt(mp.get('1')):>7} {_fmt(mp.get('5')):>7} "
@@ -37,7 +38,7 @@ def _print_pixel(d: dict) -> None:
     if has_map:
         head += f" {'mAP@k':>8} {'image mAP':>10}"
     print(head)
-    for setup in ("medium", "hard"):
+    for setup in PIXEL_SETUPS:
         r = d[setup]
         line = f"{setup:8} {_fmt(r['mIoU']['bbox']):>10} {_fmt(r['mIoU']['seg']):>10}"
         if has_map:
@@ -63,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("revisited", help="ROxford/RParis mAP and mP@k (easy, medium, hard)")
     r.add_argument("--gnd", required=True, help="gnd_<dataset>.pkl")
     r.add_argument("--ranks", required=True, help="ranks .npy, shape (n_db, n_queries)")
-    r.add_argument("--protocol", choices=("official", "strict"), default="official")
+    r.add_argument("--protocol", choices=PROTOCOLS, default="official")
     r.add_argument("--json", action="store_true", help="JSON on stdout")
 
     x = sub.add_parser("pixel", help="PROxford/PRParis mIoU and mAP@k")
@@ -73,17 +74,35 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--pair-labels", required=True, help="<short>_pair2labelpath.npy")
     x.add_argument("--matches", required=True, help="matching_result/p<dataset>.npy")
     x.add_argument("--ranks", help="image-level ranks .npy (enables mAP@k)")
-    x.add_argument("--benchmark", choices=("proxford", "prparis", "none"),
+    x.add_argument("--benchmark", choices=BENCHMARKS,
                    help="which queries are ignored in mAP@k (default: from the gnd name)")
-    x.add_argument("--protocol", choices=("official", "strict"), default="official")
+    x.add_argument("--protocol", choices=PROTOCOLS, default="official")
     x.add_argument("--json", action="store_true")
+
+    t = sub.add_parser("triage", help="failure type of every positive pair and what fixing "
+                       "each type would buy in mAP@k (docs/PROTOCOLS.md §5)")
+    t.add_argument("--gnd", required=True)
+    t.add_argument("--labels-root", required=True,
+                   help="folder the label paths are relative to (pixel_retrieval_benchmarks/)")
+    t.add_argument("--pair-labels", required=True, help="<short>_pair2labelpath.npy")
+    t.add_argument("--matches", required=True, help="matching_result/p<dataset>.npy")
+    t.add_argument("--ranks", required=True, help="image-level ranks .npy")
+    t.add_argument("--benchmark", choices=BENCHMARKS,
+                   help="which queries are ignored in mAP@k (default: from the gnd name)")
+    t.add_argument("--protocol", choices=PROTOCOLS, default="official")
+    t.add_argument("--setup", choices=PIXEL_SETUPS, default="medium")
+    t.add_argument("--k", type=int, default=100, help="cut-off, junk-free positions (default 100)")
+    t.add_argument("--iou", type=float, default=0.5, help="IoU threshold of 'ok' (default 0.5)")
+    t.add_argument("--iou-kind", choices=("bbox", "seg"), default="bbox",
+                   help="IoU of the taxonomy and of mAP@k (seg needs --protocol strict)")
+    t.add_argument("--json", action="store_true")
 
     g = sub.add_parser("gpr1200", help="GPR1200 mAP and its six subsets")
     g.add_argument("--images", required=True, help="folder of {category}_{name}.jpg")
     src = g.add_mutually_exclusive_group(required=True)
     src.add_argument("--embeddings", help="(n, d) .npy in file order")
     src.add_argument("--indices", help="(n, k) .npy neighbour lists")
-    g.add_argument("--metric", choices=("cosine", "dot", "l2"), default="cosine")
+    g.add_argument("--metric", choices=METRICS, default="cosine")
     g.add_argument("--order", help="text file, one image name per line (embedding order)")
     g.add_argument("--json", action="store_true")
 
@@ -93,13 +112,43 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--small", action="store_true", help="a small demo (for tests)")
     d.add_argument("--json", action="store_true")
 
-    u = sub.add_parser("study", help="analyse a user-study file (with vs without annotation)")
-    u.add_argument("file", help="<study>.jsonl written by the app's User study page")
-    u.add_argument("--json", action="store_true")
+    from bench.study.command import add_arguments as _study_arguments
+
+    u = sub.add_parser("study", help="create a user study (`study new NAME ...`) or report "
+                       "one (`study report NAME|FILE`, or `study FILE`); docs/PROTOCOLS.md §7")
+    _study_arguments(u)
 
     w = sub.add_parser("discover", help="list datasets and methods in a released-layout folder")
     w.add_argument("root")
     w.add_argument("--json", action="store_true")
+
+    c = sub.add_parser("compare", help="compare methods per query, with paired significance tests")
+    c.add_argument("root", help="a released-layout folder (as `discover` reads it)")
+    c.add_argument("--dataset", action="append", required=True,
+                   help="dataset name (repeat it, or NAME1,NAME2, for several)")
+    c.add_argument("--methods", nargs="+", required=True, help="two or more method names")
+    c.add_argument("--protocol", choices=PROTOCOLS, default="official")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--csv", help="write the pair statistics to this CSV file")
+    c.add_argument("--csv-per-query", help="write every per-query value to this CSV file")
+    c.add_argument("--latex", help="write the paper-style LaTeX table to this file")
+    c.add_argument("--test", choices=("t", "wilcoxon", "permutation"), default="t",
+                   help="test behind the LaTeX significance letters (default: t)")
+    c.add_argument("--alpha", type=float, default=0.05, help="significance level (LaTeX)")
+    c.add_argument("--correction", choices=("holm", "none"), default="holm",
+                   help="multiple-comparison correction for the LaTeX letters")
+    c.add_argument("--tol", type=float, default=1e-9, help="|delta| below this is a tie")
+    c.add_argument("--permutations", type=int, default=10_000,
+                   help="sign flips of the randomisation test (exact when 2^n is smaller)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the permutation and bootstrap")
+    for sp in sub.choices.values():  # size caps of what is read into memory (README, Bad input)
+        sp.add_argument("--max-file-mb", type=float, metavar="MB",
+                        help="size cap of every pickle, object .npy, labelme JSON and text "
+                        "file read (default 256 MB for pickles, 64 MB otherwise; env "
+                        "BENCH_MAX_FILE_MB)")
+        sp.add_argument("--max-items", type=int, metavar="N",
+                        help="items one pickle or JSON file may decode into (default "
+                        "10,000,000; env BENCH_MAX_ITEMS)")
     return p
 
 
@@ -122,6 +171,10 @@ def _run(args: argparse.Namespace) -> int:
         d = ev.pixel_json(res)
         _emit_warnings(d)
         json.dump(d, sys.stdout) if args.json else _print_pixel(d)
+    elif args.command == "triage":
+        from bench.triage import cli_triage
+
+        cli_triage(args)
     elif args.command == "gpr1200":
         imgs, res = ev.run_gpr1200(args.images, embeddings=args.embeddings, indices=args.indices,
                                    metric=args.metric, order=args.order)
@@ -154,39 +207,19 @@ def _run(args: argparse.Namespace) -> int:
             print(f"demo {'found' if was else 'built'} at {paths.root}")
             print(json.dumps(d, indent=2))
     elif args.command == "study":
-        from pathlib import Path
+        from bench.study.command import cli_study
 
-        from bench.study import analyse, read_study
+        cli_study(args)
+    elif args.command == "compare":
+        from bench.compare import cli_compare
 
-        if not Path(args.file).is_file():
-            raise BenchError("missing study file", args.file, "no such file")
-        log = read_study(args.file)
-        for p in log.problems:
-            print(f"warning: skipped {p}", file=sys.stderr)
-        d = analyse(log.responses)
-        d["skipped_lines"] = [str(p) for p in log.problems]
-        if args.json:
-            json.dump(d, sys.stdout)
-        else:
-            print(f"{d['n_responses']} responses from {d['n_participants']} participants")
-            print(f"{'condition':22} {'n':>4} {'accuracy':>9} {'median time':>12}")
-            for c in d["conditions"].values():
-                acc = "n/a" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f}%"
-                rt = "n/a" if c["rt_median"] is None else f"{c['rt_median']:.2f} s"
-                print(f"{c['label']:22} {c['n']:>4} {acc:>9} {rt:>12}")
-            pp = d["paired_participants"]
-            print(f"paired by participant (n={pp['n']}): accuracy sign test "
-                  f"p={pp['accuracy']['p_sign']}, time sign test p={pp['time']['p_sign']}")
+        cli_compare(args)
     elif args.command == "discover":
-        from bench.workspace import discover
+        from bench.workspace import discover, discovery_json, discovery_text
 
         found = discover(args.root)
-        d = {ds.name: {"gnd": str(ds.gnd), "pair_labels": str(ds.pair_labels or ""),
-                       "labels_root": str(ds.labels_root or ""), "images": str(ds.images or ""),
-                       "methods": {m.name: {"ranks": str(m.ranks or ""),
-                                            "matches": str(m.matches or "")}
-                                   for m in ds.methods.values()}} for ds in found}
-        print(json.dumps(d, indent=None if args.json else 2))
+        json.dump(discovery_json(found), sys.stdout) if args.json else print(
+            discovery_text(found))
     if args.json:
         sys.stdout.write("\n")
     return 0
@@ -195,6 +228,12 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        from bench.formats.files import configure
+
+        mb, items = getattr(args, "max_file_mb", None), getattr(args, "max_items", None)
+        if (mb is not None and not 0 < mb < float("inf")) or (items is not None and items < 1):
+            raise BenchError("bad option", "--max-file-mb/--max-items", "must be positive")
+        configure(max_file_mb=mb, max_items=items)
         return _run(args)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -208,3 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except (RecursionError, LookupError, OverflowError, ValueError, UnicodeError,
+            TypeError) as exc:  # last resort: hostile input a reader did not catch
+        msg = str(exc).splitlines()[0][:300] if str(exc) else ""
+        print(f"error: unusable input in <input>: {type(exc).__name__}: {msg} (no reader "
+              "caught it; please report this with the file)", file=sys.stderr)
+        return 2

@@ -17,8 +17,9 @@ from bench.formats.gpr1200 import GprImages, load_embeddings, load_gpr_images, l
 from bench.formats.pixel import Pair, load_labels, load_matches, load_pair_labels
 from bench.formats.revisited import Gnd, load_gnd, load_ranks
 from bench.metrics.gpr1200 import GprResult, evaluate_gpr1200
-from bench.metrics.pixel import THRESHOLDS, PixelResult, evaluate_pixel
+from bench.metrics.pixel import PixelResult, evaluate_pixel
 from bench.metrics.revisited import RevisitedSetupResult, evaluate_revisited, scan_ranks
+from bench.protocol import THRESHOLDS, ProtocolLike
 
 PathLike = str | os.PathLike
 
@@ -29,7 +30,6 @@ class PixelInputs:
 
     gt: dict[Pair, list[np.ndarray]]
     sizes: dict[Pair, tuple[int, int] | None]
-    label_paths: dict[Pair, Path]
     preds: dict[Pair, np.ndarray | None]
     warnings: list[BenchWarning] = field(default_factory=list)
 
@@ -58,13 +58,13 @@ def load_ground_truth_labels(gnd: Gnd, pair_labels: PathLike, labels_root: PathL
 
 def load_pixel_inputs(gnd: Gnd, *, pair_labels: PathLike, labels_root: PathLike | None,
                       matches: PathLike) -> PixelInputs:
-    gt, sizes, paths, warnings = load_ground_truth_labels(gnd, pair_labels, labels_root)
+    gt, sizes, _, warnings = load_ground_truth_labels(gnd, pair_labels, labels_root)
     preds, w3 = load_matches(matches, n_queries=gnd.n_queries, n_db=gnd.n_db)
-    return PixelInputs(gt=gt, sizes=sizes, label_paths=paths, preds=preds,
-                       warnings=warnings + w3)
+    return PixelInputs(gt=gt, sizes=sizes, preds=preds, warnings=warnings + w3)
 
 
-def run_revisited(gnd_path: PathLike, ranks_path: PathLike, *, protocol: str = "official"
+def run_revisited(gnd_path: PathLike, ranks_path: PathLike, *,
+                  protocol: ProtocolLike = "official"
                   ) -> tuple[Gnd, dict[str, RevisitedSetupResult]]:
     gnd = load_gnd(gnd_path)
     ranks = load_ranks(ranks_path, gnd)
@@ -73,7 +73,7 @@ def run_revisited(gnd_path: PathLike, ranks_path: PathLike, *, protocol: str = "
 
 def run_pixel(gnd_path: PathLike, *, pair_labels: PathLike, labels_root: PathLike | None,
               matches: PathLike, ranks_path: PathLike | None = None,
-              protocol: str = "official", benchmark: str | None = None
+              protocol: ProtocolLike = "official", benchmark: str | None = None
               ) -> tuple[Gnd, PixelResult]:
     gnd = load_gnd(gnd_path)
     inputs = load_pixel_inputs(gnd, pair_labels=pair_labels, labels_root=labels_root,
@@ -83,7 +83,7 @@ def run_pixel(gnd_path: PathLike, *, pair_labels: PathLike, labels_root: PathLik
         scan = scan_ranks(load_ranks(ranks_path, gnd), gnd, path=ranks_path)
     res = evaluate_pixel(gnd, inputs.gt, inputs.preds, ranks=scan, protocol=protocol,
                          benchmark=benchmark, image_sizes=inputs.sizes,
-                         warnings=inputs.warnings)
+                         warnings=inputs.warnings, matches_path=matches)
     return gnd, res
 
 
@@ -122,7 +122,8 @@ def run_gpr1200(images: PathLike, *, embeddings: PathLike | None = None,
     inp = load_gpr_inputs(images, embeddings=embeddings, indices=indices, metric=metric,
                           order=order)
     return inp.images, evaluate_gpr1200(inp.images.categories, embeddings=inp.embeddings,
-                                        metric=metric, indices=inp.indices)
+                                        metric=metric, indices=inp.indices, path=embeddings,
+                                        input_rows=inp.images.rows)
 
 
 # ---------------------------------------------------------------- JSON views

@@ -5,22 +5,22 @@ rearranges the inputs they use (ranks, ground-truth lists), so what the app show
 query is, by construction, what went into the benchmark's mean:
 
 - :func:`top_k` / :func:`missed_positives`: the ranked list with ground-truth labels and
-  the positives ranked below k (PROTOCOLS §1 'Setups');
+  the positives ranked below k (docs/PROTOCOLS.md §1 'Setups');
 - :func:`pr_points`: the points of the trapezoidal AP of §1 step 3;
 - :func:`query_pairs`, :func:`pair_error_masks`: one query's pixel pairs and the masks
-  behind a pair's seg IoU (§2 'IoU of one pair');
+  behind a pair's seg IoU (docs/PROTOCOLS.md §2.1);
 - :func:`metric_table`: official and strict numbers side by side, with why they differ;
 - GPR1200: :func:`load_gpr_inputs`, :func:`gpr_neighbours`, :func:`worst_categories` (§3).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from bench.evaluate import GprInputs, load_gpr_inputs
+from bench.evaluate import GprInputs, load_gpr_inputs, num
 from bench.formats.gpr1200 import GprImages
 from bench.formats.revisited import Gnd
 from bench.geometry import PairMasks, pair_masks, truncate
@@ -33,16 +33,23 @@ from bench.metrics.revisited import (
     setup_adjusted,
     setup_lists,
 )
+from bench.protocol import SETUPS, setup_labels
 
-LABELS = ("easy", "hard", "junk", "negative")
 Pair = tuple[int, int]
 
 
 # ---------------------------------------------------------------- revisited: one query
 
-def image_name(gnd: Gnd, i: int) -> str:
-    """Database image name; indices past ``imlist`` are R1M-style distractors."""
-    return gnd.imlist[i] if 0 <= i < gnd.n_db else f"distractor {i - gnd.n_db}"
+def image_name(gnd: Gnd, i: int, distractors: Sequence[str] | None = None) -> str:
+    """Database image name; indices past ``imlist`` are R1M distractors, named from
+    *distractors* (``revisitop1m.txt``: ``DatasetFiles.distractor_list()``) when it has
+    that line, else ``"distractor N"``."""
+    if 0 <= i < gnd.n_db:
+        return gnd.imlist[i]
+    j = i - gnd.n_db
+    if distractors is not None and 0 <= j < len(distractors):
+        return distractors[j]
+    return f"distractor {j}"
 
 
 def labels_of(gnd: Gnd, q: int) -> dict[int, str]:
@@ -59,8 +66,7 @@ def role(label: str, setup: str) -> str:
     """``"positive"``, ``"junk"`` or ``"negative"``: what a label counts as under *setup*."""
     if label == "negative":
         return "negative"
-    positive = {"easy": ("easy",), "medium": ("easy", "hard"), "hard": ("hard",)}[setup]
-    return "positive" if label in positive else "junk"
+    return "positive" if label in setup_labels(setup)[0] else "junk"
 
 
 @dataclass(frozen=True)
@@ -184,8 +190,7 @@ def setup_iou_values(gnd: Gnd, result: PixelResult, setup: str
     hard, easy for easy) and the number of its pairs without a score (no prediction)."""
     b, s, missing = [], [], 0
     for q in range(gnd.n_queries):
-        pos = {"easy": gnd.easy[q], "hard": gnd.hard[q],
-               "medium": np.concatenate([gnd.easy[q], gnd.hard[q]])}[setup]
+        pos = np.concatenate([getattr(gnd, c)[q] for c in setup_labels(setup)[0]])
         for i in np.unique(pos).tolist():
             v = result.pairs.get((q, i))
             if v is None:
@@ -198,7 +203,7 @@ def setup_iou_values(gnd: Gnd, result: PixelResult, setup: str
 
 # ---------------------------------------------------------------- official vs strict
 
-#: Why a number can differ between the protocols (PROTOCOLS §1, §2, 'Strict protocol'):
+#: Why a number can differ between the protocols (docs/PROTOCOLS.md §1, §2, §4):
 #: (metric prefix, setup or "" for any) -> the rules responsible.
 WHY_DIFFERENT = {
     ("mP@", ""): "official P@k uses kq = min(largest adjusted rank, k); strict: hits / k",
@@ -220,18 +225,14 @@ def why_different(metric: str) -> str:
     return ""
 
 
-def _nan_to_none(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
 def revisited_numbers(res: dict[str, RevisitedSetupResult]) -> dict[str, float | None]:
     """``{"mAP easy": x, "mP@1 easy": x, ...}`` in a fixed order."""
     out: dict[str, float | None] = {}
-    for setup in ("easy", "medium", "hard"):
+    for setup in SETUPS:
         r = res[setup]
-        out[f"mAP {setup}"] = _nan_to_none(r.mAP)
+        out[f"mAP {setup}"] = num(r.mAP)
         for k, v in r.mP.items():
-            out[f"mP@{k} {setup}"] = _nan_to_none(v)
+            out[f"mP@{k} {setup}"] = num(v)
     return out
 
 
@@ -239,10 +240,10 @@ def pixel_numbers(res: PixelResult) -> dict[str, float | None]:
     """``{"mIoU bbox medium": x, ..., "mAP@k medium": x}`` in a fixed order."""
     out: dict[str, float | None] = {}
     for setup, r in res.setups.items():
-        out[f"mIoU bbox {setup}"] = _nan_to_none(r.miou_bbox)
-        out[f"mIoU seg {setup}"] = _nan_to_none(r.miou_seg)
+        out[f"mIoU bbox {setup}"] = num(r.miou_bbox)
+        out[f"mIoU seg {setup}"] = num(r.miou_seg)
         if r.map_at_k is not None:
-            out[f"mAP@k {setup}"] = _nan_to_none(r.map_at_k)
+            out[f"mAP@k {setup}"] = num(r.map_at_k)
     return out
 
 
@@ -318,7 +319,7 @@ def worst_categories(imgs: GprImages, res: GprResult, n: int = 10) -> list[Categ
     return category_rows(imgs, res)[:n]
 
 
-__all__ = ["LABELS", "WHY_DIFFERENT", "CategoryRow", "GprInputs", "MetricRow", "PairRow",
+__all__ = ["WHY_DIFFERENT", "CategoryRow", "GprInputs", "MetricRow", "PairRow",
            "QueryStats", "RankedItem", "category_label", "category_rows", "gpr_neighbours",
            "image_name", "labels_of", "load_gpr_inputs", "metric_table", "missed_positives",
            "pair_error_masks", "pixel_numbers", "pr_points", "query_pairs", "query_stats",

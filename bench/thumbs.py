@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench import render
+from bench.formats.files import is_regular_file, join_under
 
 THUMB_PX = 200  # stored thumbnail: longer side in pixels
 TILE_PX = 180  # framed tile shown in the grids
@@ -54,15 +55,19 @@ def file_key(path: str | os.PathLike | None) -> FileKey | None:
 def resolve_image(folder: str | os.PathLike | None, name: str) -> Path | None:
     """The file of image *name* in *folder*: ``name`` itself if it has an image extension,
     else ``name + ext`` for the usual extensions (Revisited lists names without ``.jpg``).
-    ``None`` when there is no folder or no such file."""
-    if folder is None or not name:
+
+    ``None`` when there is no folder or no such regular file, and whenever the name
+    would lead outside *folder*: an absolute name, a ``..`` part, or a symbolic link
+    pointing out of it (checked after resolving every link), so a hostile ground-truth
+    file cannot show an image from elsewhere on the server.
+    """
+    if folder is None or not isinstance(name, str) or not name:
         return None
-    base = Path(folder)
-    if Path(name).suffix in IMAGE_EXTS and (base / name).is_file():
-        return base / name
-    for ext in IMAGE_EXTS:
-        p = base / f"{name}{ext}"
-        if p.is_file():
+    cands = [name] if Path(name).suffix in IMAGE_EXTS else []
+    cands += [f"{name}{ext}" for ext in IMAGE_EXTS]
+    for cand in cands:
+        p = join_under(folder, cand)
+        if p is not None and is_regular_file(p):
             return p
     return None
 
@@ -73,8 +78,9 @@ def open_image(path: str | os.PathLike | None, *, max_side: int | None = None
 
     With *max_side*, JPEG decoding uses PIL's draft mode (a cheap DCT-domain downscale)
     and the result is scaled down to at most *max_side* pixels on its longer side.
+    Only a regular file is opened (a FIFO or device path gives ``None``, never a hang).
     """
-    if path is None:
+    if path is None or not is_regular_file(path):
         return None
     try:
         with warnings.catch_warnings():
@@ -92,8 +98,9 @@ def open_image(path: str | os.PathLike | None, *, max_side: int | None = None
 
 
 def image_size(path: str | os.PathLike | None) -> tuple[int, int] | None:
-    """``(width, height)`` from the file header (no decoding), ``None`` if unreadable."""
-    if path is None:
+    """``(width, height)`` from the file header (no decoding), ``None`` if unreadable
+    or not a regular file."""
+    if path is None or not is_regular_file(path):
         return None
     try:
         with Image.open(path) as im:

@@ -12,8 +12,15 @@ Two measurements:
    loading skeleton and every image has loaded. Skipped when chromium or playwright is
    missing.
 
-Usage: ``python benchmarks/bench_app.py [--demo DIR] [--queries N] [--no-browser]``
-(default demo: ``bench.demo.default_demo_dir()``, built first if needed).
+3. The Overview on real-size data (``benchmarks/make_realsize.py``: ROxford5k-sized, 70
+   queries, about 1,000 labelled pairs, a plain method and one with R1M ranks of
+   1,004,993 x 70): from the page load on a fresh server (a new process) until the cards
+   are drawn, then until the four charts are; the same in a second tab; and the server's
+   resident memory afterwards (the R1M ranks file must not stay mapped).
+
+Usage: ``python benchmarks/bench_app.py [--demo DIR] [--queries N] [--no-browser]
+[--no-realsize]`` (default demo: ``bench.demo.default_demo_dir()``, built first if needed;
+the real-size data is built by make_realsize.py on first use, about 5 s).
 """
 
 from __future__ import annotations
@@ -88,6 +95,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process *pid* (MiB), from /proc; NaN elsewhere."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
@@ -196,11 +215,57 @@ def bench_browser(env: dict[str, str], n_queries: int) -> dict[str, float | list
     return out
 
 
+def realsize_root() -> Path:
+    """The real-size benchmark folder (built by make_realsize.py when missing)."""
+    import json
+
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_realsize.py"),
+                          "--json"], check=True, capture_output=True, text=True)
+    return Path(json.loads(out.stdout)["root"])
+
+
+def bench_realsize(env: dict[str, str], root: Path) -> dict[str, dict[str, float]]:
+    """Overview on real-size data: cards and charts, fresh server and second tab, per
+    dataset (the 5k one with two methods in the methods table, and its R1M variant)."""
+    from urllib.parse import quote
+
+    from playwright.sync_api import sync_playwright
+
+    out: dict[str, dict[str, float]] = {}
+    env = dict(env, BENCH_DATA_ROOTS=str(root))
+    for ds in ("roxford5k", "roxford5k+R1M"):
+        r: dict[str, float] = {}
+        proc, url = start_server(env)  # a fresh server for each dataset
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                            args=CHROMIUM_ARGS)
+                try:
+                    for label in ("fresh", "again"):
+                        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                        t = time.perf_counter()
+                        page.goto(f"{url}/?src=folder&root={quote(str(root))}&ds={quote(ds)}")
+                        page.wait_for_function(CARDS_SHOWN, timeout=120_000, polling=20)
+                        r[label] = time.perf_counter() - t
+                        page.wait_for_function(CHARTS_SHOWN, timeout=120_000, polling=20)
+                        r[label + "_charts"] = time.perf_counter() - t
+                        page.close()
+                finally:
+                    browser.close()
+            r["rss_mib"] = rss_mib(proc.pid)
+        finally:
+            stop_server(proc)
+        out[ds] = r
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--demo", help="demo folder (default: bench.demo.default_demo_dir())")
     ap.add_argument("--queries", type=int, default=8, help="queries to step through")
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--no-realsize", action="store_true",
+                    help="skip the Overview on real-size data")
     args = ap.parse_args(argv)
 
     from bench.demo import build_demo, default_demo_dir, demo_is_built
@@ -239,6 +304,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  switch query, top {K} (thumbnails cached): {_stats(b['query_switch'])}")
     ok = (statistics.median(b["query_switch"]) < 0.5 and b["overview_again"] < 3.0)
     print(f"\ntargets (query switch < 0.5 s, overview < 3 s): {'met' if ok else 'NOT met'}")
+    if args.no_realsize:
+        return 0
+    root = realsize_root()
+    rs = bench_realsize(env, root)
+    print(f"\nreal-size data ({root}): Overview, from the page load (browser)")
+    met = True
+    for ds, r in rs.items():
+        print(f"  {ds:14s} fresh server: cards {r['fresh']:.2f} s, charts {r['fresh_charts']:.2f} s"
+              f" · second tab: cards {r['again']:.2f} s, charts {r['again_charts']:.2f} s"
+              f" · server RSS after: {r['rss_mib']:.0f} MiB")
+        met &= r["fresh"] < 3.0 and r["fresh_charts"] < 5.0
+    print(f"targets (fresh server: cards < 3 s, charts < 5 s): {'met' if met else 'NOT met'}")
     return 0
 
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
 from bench import thumbs
 from bench.demo import default_demo_dir
-from pages import _common as ui
+from ui import context, roots, routing
+from ui.state import SOURCES
 
-ui.page_setup()
+routing.ensure_routed()
 
-c = ui.ctx()
+c = context.ctx()
 st.title("Data & help")
 
 st.subheader("What is loaded")
-st.markdown(f"Source: **{ui.SOURCES[c.source]}**" + (f" · `{c.root}`" if c.root else ""))
+st.markdown(f"Source: **{SOURCES[c.source]}**" + (f" · `{c.root}`" if c.root else ""))
 if c.synthetic:
     st.caption("The demo is synthetic: objects cut from scikit-image's bundled photographs "
                "and pasted into other scenes through known homographies, in the released "
@@ -34,13 +37,34 @@ if c.datasets:
                          "ranks": str(mf.ranks) if mf and mf.ranks else "—",
                          "pixel result": str(mf.matches) if mf and mf.matches else "—"} | files)
     st.dataframe(rows, hide_index=True, width="stretch")
+    notes = getattr(c.datasets, "notes", [])  # what discovery wants the user to know
+    if notes:
+        st.markdown("\n".join(f"- {n}" for n in notes))
+    odd = getattr(c.datasets, "unrecognised", [])
+    if odd:
+        st.markdown(f"**{len(odd)} file(s) under results/ not recognised** (the name each "
+                    "would need):")
+        st.dataframe([{"file": str(u.path), "expected": u.expected} for u in odd],
+                     hide_index=True, width="stretch")
 if c.gpr is not None:
     st.markdown(f"GPR1200: images `{c.gpr.images}` · "
                 + (f"embeddings `{c.gpr.embeddings}` ({c.gpr.metric})" if c.gpr.embeddings
                    else f"indices `{c.gpr.indices}`")
                 + (f" · order `{c.gpr.order}`" if c.gpr.order else ""))
-elif c.gpr_error:
+elif c.gpr_error and not c.refused:
     st.info(c.gpr_error)
+for msg in c.refused:
+    st.error(msg, icon=":material/block:")
+
+st.subheader("Folders this app may read")
+allowed = roots.allowed_roots()
+st.markdown("\n".join(f"- `{r}`" for r in allowed.folders))
+st.caption(("Set when the app was started. " if allowed.configured else
+            "The default: the current folder and the demo. ")
+           + f"A folder or file named in the sidebar or in a link must lie inside one of "
+           f"these (after resolving `..` and symlinks). To allow others, start the app "
+           f"with `streamlit run app.py -- {roots.FLAG} DIR` (repeat for more) or set "
+           f"`{roots.ENV}` (folders separated by `{os.pathsep}`).")
 
 st.subheader("Using the real benchmarks")
 st.markdown("""

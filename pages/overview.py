@@ -11,36 +11,37 @@ import streamlit as st
 from bench import inspect as bi
 from bench.errors import BenchError
 from bench.metrics.pixel import THRESHOLDS
-from pages import _common as ui
+from ui import context, deferred, loaders, routing, views, widgets
+from ui.format import pct, query_label
+from ui.state import PROTOCOLS, SETUPS
 
-ui.page_setup()
+routing.ensure_routed()
 
 CHART = dict(height=360, margin=dict(l=10, r=10, t=40, b=10),
              legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0))
 SETUP_COLORS = {"easy": "#2ea043", "medium": "#1f6feb", "hard": "#f08800"}
 
 
-c = ui.ctx()
+c = context.ctx()
 st.title("Overview")
 
 if c.dataset is None and c.source == "gpr":
-    if c.gpr is None:
-        st.info(c.gpr_error or "Choose the GPR1200 files in the sidebar.")
-        st.stop()
-    ui.gpr_summary(c.gpr, title="GPR1200")
+    views.gpr_summary(context.require_gpr(), title="GPR1200")
     st.stop()
 
-ds, m = ui.require_dataset()
-st.markdown(f"**{ds.name}** · method **{m.name if m else '—'}** · "
+ds, m = context.require_dataset()
+st.markdown(f"**{getattr(ds, 'title', ds.name)}** · method **{m.name if m else '—'}** · "
             f"**{c.protocol}** protocol · {c.setup} setup for per-query views")
-ui.synthetic_note()
+context.synthetic_note()
 if m is None:
     st.stop()
 
-with st.spinner("Computing metrics…"), ui.guard(ui.FIX_FILES):
-    rev = {p: ui.revisited(ds, m, p) for p in ui.PROTOCOLS} if m.ranks else None
-    pix = {p: ui.pixel(ds, m, p) for p in ui.PROTOCOLS} if ui.has_pixel(ds, m) else None
-    g = ui.gnd(ds)
+# the chosen protocol first (the cards); the other one below, for the comparison
+with st.spinner("Computing metrics…"), context.guard(context.FIX_FILES):
+    g = loaders.gnd(ds)
+    rev = {c.protocol: loaders.revisited(ds, m, c.protocol)} if m.ranks else None
+    pix = ({c.protocol: loaders.pixel(ds, m, c.protocol)} if loaders.has_pixel(ds, m)
+           else None)
 
 if pix and pix[c.protocol].warnings:
     w = pix[c.protocol].warnings
@@ -50,17 +51,17 @@ if pix and pix[c.protocol].warnings:
 
 # ---------------------------------------------------------------- metric cards
 if rev:
-    st.subheader("Image level", help="Revisited Oxford/Paris protocol (PROTOCOLS §1).")
+    st.subheader("Image level", help="Revisited Oxford/Paris protocol (docs/PROTOCOLS.md §1).")
     r = rev[c.protocol]
     cols = st.columns(3)
-    for col, setup in zip(cols, ui.SETUPS, strict=True):
+    for col, setup in zip(cols, SETUPS, strict=True):
         s = r[setup]
         with col.container(border=True):
-            st.metric(f"mAP · {setup}", ui.pct(s.mAP))
-            st.caption(" · ".join(f"mP@{k} **{ui.pct(v)}**" for k, v in s.mP.items()))
+            st.metric(f"mAP · {setup}", pct(s.mAP))
+            st.caption(" · ".join(f"mP@{k} **{pct(v)}**" for k, v in s.mP.items()))
 
 if pix:
-    st.subheader("Pixel level", help="PROxford/PRParis protocol (PROTOCOLS §2). mAP@k "
+    st.subheader("Pixel level", help="PROxford/PRParis protocol (docs/PROTOCOLS.md §2). mAP@k "
                  "averages mAP over IoU thresholds 0.50…0.95; image mAP is the "
                  "image-level mAP of the same setup.")
     p = pix[c.protocol]
@@ -78,11 +79,17 @@ if pix:
             cols = st.columns([1] + [2] * 5, vertical_alignment="center")
             cols[0].markdown(f"**{setup.capitalize()}**")
             for mc, (label, v) in zip(cols[1:], items, strict=False):
-                mc.metric(label, ui.pct(v))
+                mc.metric(label, pct(v))
     if p.setups["medium"].map_at_k is None:
         st.caption("mAP@k needs the method's image-level ranks file.")
 
 # ---------------------------------------------------------------- official vs strict
+with st.spinner("Computing the other protocol…"), context.guard(context.FIX_FILES):
+    for p in PROTOCOLS:
+        if rev is not None and p not in rev:
+            rev[p] = loaders.revisited(ds, m, p)
+        if pix is not None and p not in pix:
+            pix[p] = loaders.pixel(ds, m, p)
 off: dict = {}
 strict: dict = {}
 if rev:
@@ -98,46 +105,22 @@ st.subheader("Official vs strict", help="Official: the released code's numbers, 
 if diff:
     st.markdown(f"**{len(diff)} of {len(rows)} numbers differ** between the protocols on this "
                 "data; the rule responsible is given for each.")
-    st.table([{"metric": r.metric, "official": ui.pct(r.official), "strict": ui.pct(r.strict),
+    st.table([{"metric": r.metric, "official": pct(r.official), "strict": pct(r.strict),
                "why they differ": r.why} for r in diff], hide_index=True)
 else:
     st.markdown(f"Official and strict give **the same** {len(rows)} numbers on this data.")
 with st.expander("All numbers, both protocols"):
-    st.table([{"metric": r.metric, "official": ui.pct(r.official),
-               "strict": ui.pct(r.strict), "differs": "≠" if r.differs else ""}
+    st.table([{"metric": r.metric, "official": pct(r.official),
+               "strict": pct(r.strict), "differs": "≠" if r.differs else ""}
               for r in rows], hide_index=True)
-
-# ---------------------------------------------------------------- methods
-if len(ds.methods) > 1:
-    table = []
-    for name, mf in ds.methods.items():
-        row: dict = {"method": name}
-        try:
-            if mf.ranks:
-                rr = ui.revisited(ds, mf, c.protocol)
-                row |= {f"mAP {s[0].upper()}": ui.pct(rr[s].mAP) for s in ui.SETUPS}
-            if ui.has_pixel(ds, mf):
-                pp = ui.pixel(ds, mf, c.protocol)
-                for s in ("medium", "hard"):
-                    ss = pp.setups[s]
-                    row[f"mIoU bbox {s[0].upper()}"] = ui.pct(ss.miou_bbox)
-                    row[f"mIoU seg {s[0].upper()}"] = ui.pct(ss.miou_seg)
-                    if ss.map_at_k is not None:
-                        row[f"mAP@k {s[0].upper()}"] = ui.pct(ss.map_at_k)
-        except BenchError as e:
-            row["error"] = str(e)
-        table.append(row)
-    st.subheader("Methods", help=f"All methods found for {ds.name}, {c.protocol} protocol. "
-                 "E/M/H = easy/medium/hard.")
-    st.table(table, hide_index=True)
 
 # ---------------------------------------------------------------- charts
 st.subheader("Per query")
-if not ui.charts_now():
+if not deferred.charts_now():
     st.caption(":material/hourglass_top: Loading charts…")
     if c.gpr is not None:
         st.divider()
-        ui.gpr_summary(c.gpr, title="GPR1200 (demo)" if c.synthetic else "GPR1200", link=True)
+        views.gpr_summary(c.gpr, title="GPR1200 (demo)" if c.synthetic else "GPR1200", link=True)
     st.stop()
 left, right = st.columns(2)
 
@@ -145,7 +128,7 @@ with left:
     choices = {"ap": "AP"}
     if pix:
         choices |= {"miou_bbox": "mIoU bbox", "miou_seg": "mIoU seg"}
-    qv = ui.radio("Value", list(choices), "qv", horizontal=True, format_func=choices.get,
+    qv = widgets.radio("Value", list(choices), "qv", horizontal=True, format_func=choices.get,
                   label_visibility="collapsed")
     setup = c.setup
     note = ""
@@ -164,7 +147,7 @@ with left:
     labels = [f"{q} · {n}" for q, n in enumerate(g.qimlist)]
     fig = go.Figure(go.Bar(
         x=list(range(g.n_queries)), y=vals * 100, customdata=np.arange(g.n_queries),
-        text=[ui.pct(v) for v in values], hovertext=labels,
+        text=[pct(v) for v in values], hovertext=labels,
         hovertemplate="%{hovertext}<br>%{text}<extra>click to open</extra>",
         marker=dict(color=vals, colorscale="RdYlGn", cmin=0, cmax=1),
         textposition="none"))
@@ -178,15 +161,15 @@ with left:
     points = (ev.selection.points if ev is not None and hasattr(ev, "selection") else [])
     if points:
         q_sel = int(points[0].get("point_index", points[0].get("x", 0)))
-        ui.go(ui.QUERY, q=q_sel)
+        routing.go(routing.QUERY, q=q_sel)
     if note:
         st.caption(note)
     fa, fb = st.columns([3, 1], vertical_alignment="bottom")
     with fa:
         ap_arr = rev[c.protocol][c.setup].ap if rev else None
-        q_open = ui.select("Open a query", list(range(g.n_queries)), "q", wkey="w_q_open",
-                           format_func=lambda q: ui.query_label(g, q, ap_arr))
-    ui.nav_button("Open", ui.QUERY, key="open_query", where=fb, q=q_open)
+        q_open = widgets.select("Open a query", list(range(g.n_queries)), "q", wkey="w_q_open",
+                           format_func=lambda q: query_label(g, q, ap_arr))
+    widgets.nav_button("Open", routing.QUERY, key="open_query", where=fb, q=q_open)
 
 with right:
     if pix and pix[c.protocol].setups["medium"].map_t is not None:
@@ -230,23 +213,40 @@ with left:
                    "the official mIoU skips easy ones and counts hard ones as 0).")
 with right:
     if rev:
-        q_pr = ui.select("PR curve of query", list(range(g.n_queries)), "q", wkey="w_q_pr",
-                         format_func=lambda q: ui.query_label(g, q, rev[c.protocol][c.setup].ap))
-        with ui.guard(ui.FIX_FILES):
-            rec, prec = bi.pr_points(ui.scan(ds, m), g, c.setup, q_pr)
+        q_pr = widgets.select(
+            "PR curve of query", list(range(g.n_queries)), "q", wkey="w_q_pr",
+            format_func=lambda q: query_label(g, q, rev[c.protocol][c.setup].ap))
+        with context.guard(context.FIX_FILES):
+            rec, prec = bi.pr_points(loaders.scan(ds, m), g, c.setup, q_pr)
         ap_q = rev[c.protocol][c.setup].ap[q_pr]
         fig = go.Figure(go.Scatter(x=np.r_[0.0, rec] * 100,
                                    y=np.r_[prec[:1] if prec.size else [1.0], prec] * 100,
                                    mode="lines+markers",
                                    hovertemplate="recall %{x:.1f}%<br>precision %{y:.1f}%"
                                                  "<extra></extra>"))
-        fig.update_layout(title=f"PR curve · query {q_pr} · {c.setup} · AP {ui.pct(ap_q)}",
+        fig.update_layout(title=f"PR curve · query {q_pr} · {c.setup} · AP {pct(ap_q)}",
                           xaxis_title="recall (%)", yaxis_title="precision (%)",
                           xaxis_range=[0, 101], yaxis_range=[0, 101], **CHART)
         st.plotly_chart(fig, width="stretch", key="pr_curve")
         st.caption("One point per retrieved positive, junk removed; AP is the trapezoid "
-                   "area under these points (PROTOCOLS §1).")
+                   "area under these points (docs/PROTOCOLS.md §1).")
+
+# ---------------------------------------------------------------- methods
+# (after the charts: on a tab's first run, which leaves the charts out, the methods of
+# a big folder are computed in the rerun that draws the charts, not before the cards)
+if len(ds.methods) > 1:
+    table = []
+    for name, mf in ds.methods.items():
+        row: dict = {"method": name}
+        try:
+            row |= {k: pct(v) for k, v in loaders.method_summary(ds, mf, c.protocol).items()}
+        except BenchError as e:
+            row["error"] = str(e)
+        table.append(row)
+    st.subheader("Methods", help=f"All methods found for {ds.name}, {c.protocol} protocol. "
+                 "E/M/H = easy/medium/hard.")
+    st.table(table, hide_index=True)
 
 if c.gpr is not None:
     st.divider()
-    ui.gpr_summary(c.gpr, title="GPR1200 (demo)" if c.synthetic else "GPR1200", link=True)
+    views.gpr_summary(c.gpr, title="GPR1200 (demo)" if c.synthetic else "GPR1200", link=True)

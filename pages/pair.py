@@ -8,87 +8,118 @@ from PIL import Image
 
 from bench import inspect as bi
 from bench import render, thumbs
-from pages import _common as ui
+from ui import context, loaders, routing, state, widgets
+from ui.format import pct, query_label
+from ui.state import PAIR_MODES, PROTOCOLS
 
-ui.page_setup()
+routing.ensure_routed()
 
-MODES = {"overlay": "Overlay", "errors": "Error map", "side": "Side by side"}
+MODES = dict(zip(PAIR_MODES, ("Overlay", "Error map", "Side by side"), strict=True))
 MAX_SIDE = 1600  # rendered view: longer side at most this (keeps big images quick)
 
-c = ui.ctx()
+c = context.ctx()
 st.title("Pair")
-ds, m = ui.require_dataset()
-ui.synthetic_note()
+ds, m = context.require_dataset()
+context.synthetic_note()
 
-with st.spinner("Loading…"), ui.guard(ui.FIX_FILES):
-    g = ui.gnd(ds)
-    scan = ui.scan(ds, m) if m is not None and m.ranks else None
-    has_pix = ui.has_pixel(ds, m)
-    pix = {p: ui.pixel(ds, m, p) for p in ui.PROTOCOLS} if has_pix else None
-    inputs = ui.pixel_inputs(ds, m) if has_pix else None
+with st.spinner("Loading…"), context.guard(context.FIX_FILES):
+    g = loaders.gnd(ds)
+    ranked = m is not None and m.ranks is not None
+    scan = loaders.scan(ds, m) if ranked else None
+    n_rows = loaders.n_ranked(ds, m) if ranked else 0
+    has_pix = loaders.has_pixel(ds, m)
+    pix = {p: loaders.pixel(ds, m, p) for p in PROTOCOLS} if has_pix else None
+    inputs = loaders.pixel_inputs(ds, m) if has_pix else None
 
-q = ui.clamp_query(g)
+q = min(max(int(state.get("q")), 0), g.n_queries - 1)
+state.put("q", q)
+labels = bi.labels_of(g, q)
 rl = bi.rank_lookup(scan, q) if scan is not None else {}
 rows = bi.query_pairs(g, q, result=pix[c.protocol] if pix else None,
                       gt=inputs.gt if inputs else {}, preds=inputs.preds if inputs else {},
                       ranks=rl)
-options = [r.db for r in rows]
-i = ui.get("i")
-if not (0 <= int(i) < g.n_db) and options:
-    i = options[0]
-if 0 <= int(i) < g.n_db and i not in options:  # opened from a junk or negative thumbnail
-    options = [int(i)] + options
-if not options:
-    st.info("This query has no easy or hard pair.")
+pairs = [r.db for r in rows]  # the query's easy and hard pairs, best ranked first
+n_images = max(g.n_db, n_rows)  # database images, then any distractors of the ranking
+
+i = int(state.get("i"))
+if not 0 <= i < n_images:
+    i = pairs[0] if pairs else (loaders.ranked_at(ds, m, q, 1) if ranked else -1)
+if i < 0:
+    st.info("This query has no easy or hard pair, and the method has no ranking to "
+            "browse.")
     st.stop()
-ui.put("i", int(i))
-labels = bi.labels_of(g, q)
-by_db = {r.db: r for r in rows}
+state.put("i", i)
+options = pairs if i in pairs else [i] + pairs  # opened from a junk / negative / distractor
+
+
+def label_of(db: int) -> str:
+    lab = labels.get(db, "negative")
+    return lab + " (distractor)" if db >= g.n_db else lab
+
+
+def rank_of(db: int) -> int | None:
+    if db in rl:
+        return rl[db]
+    return loaders.rank_of(ds, m, q, db) if ranked else None
 
 
 def pair_label(db: int) -> str:
-    r = by_db.get(db)
-    rank = rl.get(db)
-    s = f"{bi.image_name(g, db)} · {labels.get(db, 'negative')}"
+    s = f"{loaders.db_image(ds, g, db)[0]} · {label_of(db)}"
+    rank = rank_of(db)
     s += f" · rank {rank}" if rank else ""
+    r = next((r for r in rows if r.db == db), None)
     if r is not None and r.seg is not None:
-        s += f" · seg IoU {ui.pct(r.seg, 1)}"
+        s += f" · seg IoU {pct(r.seg, 1)}"
     elif r is not None and inputs is not None:
         s += " · no prediction"
     return s
 
 
-def _step(delta: int) -> None:
-    cur = options.index(ui.get("i")) if ui.get("i") in options else 0
-    ui.put("i", options[min(max(cur + delta, 0), len(options) - 1)])
+# Prev / Next: through the labelled pairs from a labelled pair; through the ranking from
+# any other image (a negative, a junk image, a distractor opened from the Query page).
+rank = rank_of(i)
+if i in pairs:
+    pos = pairs.index(i)
+    prev_i = pairs[pos - 1] if pos > 0 else None
+    next_i = pairs[pos + 1] if pos + 1 < len(pairs) else None
+    step_help = "Previous / next labelled pair of this query (by rank)"
+elif rank is not None:
+    prev_i = loaders.ranked_at(ds, m, q, rank - 1) if rank > 1 else None
+    next_i = loaders.ranked_at(ds, m, q, rank + 1)
+    step_help = f"Previous / next image in the ranking (#{rank - 1} / #{rank + 1})"
+else:
+    prev_i = next_i = None
+    step_help = "Not in the ranking: choose a pair in the list"
+
+
+def _go_to(db: int) -> None:
+    state.put("i", db)
 
 
 # ---------------------------------------------------------------- choose the pair
-top = st.columns([4, 5, 1, 1], vertical_alignment="bottom")
+top = st.columns([4, 5, 1.3, 1.3], vertical_alignment="bottom")
 with top[0]:
-    ui.select("Query", list(range(g.n_queries)), "q", wkey="w_q_pair",
-              format_func=lambda j: ui.query_label(g, j))
+    widgets.select("Query", list(range(g.n_queries)), "q", wkey="w_q_pair",
+                   format_func=lambda j: query_label(g, j))
 with top[1]:
-    i = ui.select("Database image", options, "i", format_func=pair_label)
-pos = options.index(i)
-top[2].button("Prev", icon=":material/chevron_left:", on_click=_step, args=(-1,),
-              disabled=pos == 0, key="prev_pair", width="stretch")
-top[3].button("Next", icon=":material/chevron_right:", on_click=_step, args=(1,),
-              disabled=pos >= len(options) - 1, key="next_pair", width="stretch")
+    widgets.select("Database image", options, "i", format_func=pair_label)
+top[2].button("Prev", icon=":material/chevron_left:", on_click=_go_to, args=(prev_i,),
+              disabled=prev_i is None, key="prev_pair", width="stretch", help=step_help)
+top[3].button("Next", icon=":material/chevron_right:", on_click=_go_to, args=(next_i,),
+              disabled=next_i is None, key="next_pair", width="stretch", help=step_help)
 
 ctl = st.columns([3, 2, 2], vertical_alignment="bottom")
 with ctl[0]:
-    mode = ui.radio("View", list(MODES), "mode", horizontal=True, format_func=MODES.get)
+    mode = widgets.radio("View", list(MODES), "mode", horizontal=True, format_func=MODES.get)
 with ctl[1]:
-    opacity = ui.slider("Opacity", 0.0, 1.0, "opacity", step=0.05)
+    opacity = widgets.slider("Opacity", 0.0, 1.0, "opacity", step=0.05)
 
 # ---------------------------------------------------------------- inputs of this pair
 key = (q, i)
 gt = inputs.gt.get(key) if inputs else None
 pred = inputs.preds.get(key) if inputs else None
 size = inputs.sizes.get(key) if inputs else None
-name = bi.image_name(g, i)
-path = ui.image_path(ds, name)
+name, path = loaders.db_image(ds, g, i)
 img = thumbs.open_image(path)
 missing_image = img is None
 if img is None:  # draw on a blank canvas of the image's size (or the shapes' extent)
@@ -126,32 +157,40 @@ if mode == "errors":
                 else "No error map: the method predicted nothing for this pair.")
 elif mode == "side":
     qname = g.qimlist[q]
-    qimg = thumbs.open_image(ui.image_path(ds, qname), max_side=MAX_SIDE)
+    qimg = thumbs.open_image(loaders.image_path(ds, qname), max_side=MAX_SIDE)
     box = g.bbx[q] if q < len(g.bbx) else None
     if qimg is None:
         crop = render.placeholder(qname, size=240, note="query image not available")
     else:
-        qsize = thumbs.image_size(ui.image_path(ds, qname)) or qimg.size
+        qsize = thumbs.image_size(loaders.image_path(ds, qname)) or qimg.size
         qs = qimg.width / max(qsize[0], 1)
         crop = render.crop_box(qimg, [v * qs for v in box] if box else None, pad=4)
     view = render.side_by_side(crop, view, height=max(360, min(560, view.height)),
                                titles=(f"query crop · {qname}", f"database · {name}"))
 
 # ---------------------------------------------------------------- show
+def unscored(protocol: str) -> str:
+    """How a labelled pair without an IoU (no prediction, or no ground-truth region)
+    enters mIoU (docs/PROTOCOLS.md §2): as 0, except an easy pair under the official
+    protocol, which is skipped."""
+    if labels.get(i) == "easy" and protocol == "official":
+        return "skipped (no IoU)"
+    return f"{pct(0.0)} (no IoU: counts as 0)"
+
+
+is_pair = labels.get(i) in ("easy", "hard")
+where = f"rank {rank}" if rank else ("not in the ranking" if ranked else "no ranks file")
 show, panel = st.columns([3, 2], gap="medium")
 with show:
-    ui.legend(legend)
+    widgets.legend(legend)
     st.image(render.jpeg_bytes(view, quality=92), width="stretch")
-    cap = f"{name} · {labels.get(i, 'negative')}"
-    if rl.get(i):
-        cap += f" · rank {rl[i]}"
+    cap = f"{name} · {label_of(i)} · {where}"
     if missing_image:
         cap += " · image not available: shapes drawn on a blank canvas"
     st.caption(cap)
 with panel:
     st.markdown(f"**{name}** for query **{g.qimlist[q]}**")
-    facts = [f"label **{labels.get(i, 'negative')}**",
-             f"rank **{rl[i]}**" if rl.get(i) else "not in the ranking's labelled items"]
+    facts = [f"label **{label_of(i)}**", f"rank **{rank}**" if rank else where]
     if gt:
         facts.append(f"{len(gt)} ground-truth shape{'s' if len(gt) > 1 else ''}")
     if pred is not None:
@@ -159,30 +198,36 @@ with panel:
     st.markdown(" · ".join(facts))
     if note:
         st.info(note)
-    if not gt:
-        st.caption("No ground-truth region: only easy and hard pairs are labelled and scored.")
-    if inputs is not None and pred is None:
-        st.caption("The method predicted no region for this pair (official mIoU: skipped if "
-                   "easy, 0 if hard; strict: 0).")
-    if pix is not None:
+    if not is_pair:
+        st.caption(f"A {label_of(i)} image: only easy and hard pairs have a ground-truth "
+                   "region and are scored, so there is no ground-truth region and no IoU.")
+    elif not gt:
+        st.caption("No ground-truth region was read for this pair (see the input "
+                   "warnings on the Overview).")
+    if is_pair and inputs is not None and pred is None:
+        st.caption(f"The method predicted no region for this {labels[i]} pair: "
+                   + ("the official mIoU skips it, the strict one counts it as 0."
+                      if labels[i] == "easy" else "it counts as IoU 0 in mIoU (both "
+                      "protocols) and fails every mAP@k threshold."))
+    if pix is not None and is_pair:
         rows_iou = []
         for kind, col in (("bbox", 0), ("seg", 1)):
             row = {"IoU": kind}
-            for p in ui.PROTOCOLS:
+            for p in PROTOCOLS:
                 v = pix[p].pairs.get(key)
-                row[p] = ui.pct(v[col]) if v is not None else "not scored"
+                row[p] = pct(v[col]) if v is not None else unscored(p)
             rows_iou.append(row)
         st.table(rows_iou, hide_index=True)
         if counts is not None:
             tot = counts["tp"] + counts["fp"] + counts["fn"]
             st.caption(f"Error map on the {c.protocol} canvas: TP / (TP + FP + FN) = "
-                       f"{ui.pct(counts['tp'] / tot if tot else 0.0)}, the {c.protocol} "
+                       f"{pct(counts['tp'] / tot if tot else 0.0)}, the {c.protocol} "
                        "seg IoU. Pixels outside the image (official square canvas) are "
                        "counted but not drawn.")
         else:
             st.caption("Official: square canvas of side S (largest coordinate); strict: the "
                        "image. Seg IoU fills polygons with their boundary.")
-    else:
+    elif pix is None:
         st.caption("No pixel-level result for this method: IoU not available.")
     st.download_button("Download PNG", render.png_bytes(view),
                        file_name=f"pair_q{q}_{name}_{mode}.png", mime="image/png",

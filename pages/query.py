@@ -8,31 +8,32 @@ import streamlit as st
 
 from bench import inspect as bi
 from bench import render, thumbs
-from pages import _common as ui
+from ui import context, loaders, routing, state, views, widgets
+from ui.format import pct, query_label
 
-ui.page_setup()
+routing.ensure_routed()
 
 N_COLS = 5
 
-c = ui.ctx()
+c = context.ctx()
 st.title("Query")
-ds, m = ui.require_dataset(need_ranks=True)
-ui.synthetic_note()
+ds, m = context.require_dataset(need_ranks=True)
+context.synthetic_note()
 
-with st.spinner("Loading…"), ui.guard(ui.FIX_FILES):
-    g = ui.gnd(ds)
-    ranks = ui.ranks(ds, m)
-    scan = ui.scan(ds, m)
-    rev = ui.revisited(ds, m, c.protocol)
-    pix = ui.pixel(ds, m, c.protocol) if ui.has_pixel(ds, m) else None
-    inputs = ui.pixel_inputs(ds, m) if pix else None
+with st.spinner("Loading…"), context.guard(context.FIX_FILES):
+    g = loaders.gnd(ds)
+    ranks = loaders.ranks(ds, m)
+    scan = loaders.scan(ds, m)
+    rev = loaders.revisited(ds, m, c.protocol)
+    pix = loaders.pixel(ds, m, c.protocol) if loaders.has_pixel(ds, m) else None
 
-q = ui.clamp_query(g)
+q = min(max(int(state.get("q")), 0), g.n_queries - 1)
+state.put("q", q)
 res = rev[c.setup]
 
 
 def _step(delta: int) -> None:
-    ui.set_query(min(max(ui.get("q") + delta, 0), g.n_queries - 1))
+    state.set_query(min(max(state.get("q") + delta, 0), g.n_queries - 1))
 
 
 # ---------------------------------------------------------------- navigation
@@ -40,25 +41,25 @@ nav = st.columns([1, 6, 1, 3], vertical_alignment="bottom")
 nav[0].button("Prev", icon=":material/chevron_left:", on_click=_step, args=(-1,),
               disabled=q == 0, key="prev_q", width="stretch")
 with nav[1]:
-    ui.select("Query", list(range(g.n_queries)), "q",
-              format_func=lambda i: ui.query_label(g, i, res.ap))
+    widgets.select("Query", list(range(g.n_queries)), "q",
+                   format_func=lambda i: query_label(g, i, res.ap))
 nav[2].button("Next", icon=":material/chevron_right:", on_click=_step, args=(1,),
               disabled=q >= g.n_queries - 1, key="next_q", width="stretch")
 with nav[3]:
-    k = ui.slider("Top k", 5, 100, "k", step=5)
-q = ui.get("q")
+    k = widgets.slider("Top k", 5, 100, "k", step=5)
+q = state.get("q")
 
 # ---------------------------------------------------------------- query and its numbers
 stats = bi.query_stats(res, scan, g, q, setup=c.setup, ks=(k,))
 left, right = st.columns([2, 3])
 with left:
-    img, cap = ui.query_view(ds, g, q)
+    img, cap = views.query_view(ds, g, q)
     st.image(render.jpeg_bytes(img, quality=90), caption=cap, width="stretch")
 with right:
     cols = st.columns(4)
-    cols[0].metric(f"AP · {c.setup}", ui.pct(stats.ap))
+    cols[0].metric(f"AP · {c.setup}", pct(stats.ap))
     for col, (kk, v) in zip(cols[1:], stats.pk.items(), strict=False):
-        col.metric(f"P@{kk}", ui.pct(v),
+        col.metric(f"P@{kk}", pct(v),
                    help="Official P@k: kq = min(largest adjusted rank, k)."
                    if c.protocol == "official" else "Strict P@k: hits in the top k / k.")
     if math.isnan(stats.ap):
@@ -68,7 +69,7 @@ with right:
     if pix is not None:
         pq = pix.setups["hard" if c.setup == "hard" else "medium"]
         st.markdown(f"Pixel ({'hard' if c.setup == 'hard' else 'medium'}): mIoU bbox "
-                    f"**{ui.pct(pq.per_query_bbox[q])}** · seg **{ui.pct(pq.per_query_seg[q])}**")
+                    f"**{pct(pq.per_query_bbox[q])}** · seg **{pct(pq.per_query_seg[q])}**")
     missed = bi.missed_positives(scan, g, q, k, setup=c.setup)
     if missed:
         st.markdown(f"**Missed**: {len(missed)} positive{'s' if len(missed) > 1 else ''} "
@@ -81,13 +82,13 @@ with right:
         ma, mb = st.columns([3, 1], vertical_alignment="bottom")
         pick = ma.selectbox("Open a missed positive", [it.db for it in missed],
                             format_func=lambda i: f"{bi.image_name(g, i)}", key="missed_pick")
-        ui.nav_button("Open pair", ui.PAIR, key="missed_open", where=mb, i=int(pick))
+        widgets.nav_button("Open pair", routing.PAIR, key="missed_open", where=mb, i=int(pick))
     elif stats.n_pos:
         st.success(f"Every positive is in the top {k}.")
 
 # ---------------------------------------------------------------- ranked results
 st.subheader(f"Top {k}")
-ui.legend(ui.LABEL_LEGEND)
+widgets.legend(widgets.LABEL_LEGEND)
 role_note = {"easy": "Easy setup: hard images count as junk.",
              "medium": "Medium setup: easy and hard are positives.",
              "hard": "Hard setup: easy images count as junk."}[c.setup]
@@ -105,10 +106,10 @@ for n, it in enumerate(items):
     cap = it.label
     if pix is not None and it.label in ("easy", "hard"):
         iou = pix.pairs.get((q, it.db))
-        cap += (f" · IoU {ui.pct(iou[0], 1)} / {ui.pct(iou[1], 1)}" if iou is not None
+        cap += (f" · IoU {pct(iou[0], 1)} / {pct(iou[1], 1)}" if iou is not None
                 else " · no prediction")
-    tile = thumbs.tile_jpeg(ui.image_path(ds, it.name), it.name,
-                            render.LABEL_COLORS[it.label], badge=f"#{it.rank}",
-                            caption=(it.name, cap))
+    name, path = loaders.db_image(ds, g, it.db)
+    tile = thumbs.tile_jpeg(path, name, render.LABEL_COLORS[it.label], badge=f"#{it.rank}",
+                            caption=(name, cap))
     col.image(tile, width="stretch")
-    ui.nav_button("Pair", ui.PAIR, key=f"pair_{it.rank}", where=col, i=it.db)
+    widgets.nav_button("Pair", routing.PAIR, key=f"pair_{it.rank}", where=col, i=it.db)

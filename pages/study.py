@@ -22,9 +22,12 @@ from PIL import Image
 
 from bench import render, thumbs
 from bench import study as S
-from bench.demo import build_demo, default_demo_dir, demo_is_built
+from bench.demo import default_demo_dir
 from bench.errors import BenchError
-from bench.workspace import DatasetFiles, discover
+from bench.workspace import DatasetFiles
+from ui import context, routing
+
+routing.ensure_routed()
 
 # clicks on the image when the optional component is installed (BENCH_STUDY_BUTTONS=1
 # forces the two-button flow, e.g. for tests)
@@ -43,32 +46,10 @@ def _files(ds: DatasetFiles, *, synthetic: bool, label: str) -> dict:
             "methods": {name: mf.matches for name, mf in ds.methods.items() if mf.matches}}
 
 
-def _demo_source() -> dict:
-    """The embedded demo (built on first use; any finished build, small or full, is used)."""
-    root = default_demo_dir()
-    if not demo_is_built(root):
-        bar = st.progress(0.0, text="Building the demo benchmark (first start only)...")
-        build_demo(root, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
-        bar.empty()
-    ds = next((d for d in discover(root) if d.pair_labels is not None), None)
-    if ds is None:
-        raise BenchError("no pixel labels", root, "the demo has no pair labels; rebuild it "
-                                                  "with `python -m bench demo --force`")
-    return _files(ds, synthetic=True, label="embedded demo (synthetic)")
-
-
 def _data_source() -> dict | None:
-    """The dataset chosen in the app's sidebar (``pages._common.ctx()``); the embedded
-    demo when the page runs on its own (no sidebar). ``None`` (after saying why) when
-    the chosen source has no pixel labels to run a study on."""
-    ui = None
-    try:
-        from pages import _common as ui
-    except ImportError:
-        pass
-    if ui is None or "_ctx" not in st.session_state:
-        return _demo_source()
-    c = ui.ctx()
+    """The dataset chosen in the app's sidebar (``ui.context.ctx()``). ``None`` (after
+    saying why) when the chosen source has no pixel labels to run a study on."""
+    c = context.ctx()
     if c.dataset is None:
         if c.source == "gpr":
             st.info("A user study needs a Revisited-format dataset with pixel labels "
@@ -95,7 +76,7 @@ def _mtime(p) -> float:
 
 @st.cache_data(show_spinner="Reading ground truth and labels...", max_entries=8)
 def _load(gnd: str, pair_labels: str, labels_root: str, images: str | None,
-          matches: str | None, _stamp: tuple) -> S.StudyData:
+          matches: str | None, stamp: tuple) -> S.StudyData:
     return S.load_study_data(gnd, pair_labels=pair_labels, labels_root=labels_root,
                              images=images, matches=matches)
 
@@ -109,7 +90,7 @@ def load_data(src: dict, method: str | None) -> S.StudyData:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _query_picture(path: str | None, name: str, box: tuple | None, _mt: float
+def _query_picture(path: str | None, name: str, box: tuple | None, mtime: float
                    ) -> tuple[bytes, int, int]:
     """JPEG of the query image with its box, and its width and height."""
     img = thumbs.open_image(path)
@@ -119,7 +100,7 @@ def _query_picture(path: str | None, name: str, box: tuple | None, _mt: float
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _db_picture(path: str | None, name: str, polys: tuple, source: str, _mt: float
+def _db_picture(path: str | None, name: str, polys: tuple, source: str, mtime: float
                 ) -> tuple[bytes, int, int, float]:
     """JPEG of the database image (the annotation drawn when *polys* is non-empty: the
     ground truth filled, or the method's polygon outlined, by :func:`render.overlay`),

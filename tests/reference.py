@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 SETUPS = ("easy", "medium", "hard")
@@ -155,105 +156,18 @@ def ref_revisited(ranks, gnd: list[dict], protocol: str = "official", ks=(1, 5, 
 # ---------------------------------------------------------------------------------------
 
 
-def bresenham(x0: int, y0: int, x1: int, y1: int) -> list[tuple[int, int]]:
-    """Integer points of the 8-connected Bresenham line from (x0, y0) to (x1, y1),
-    both ends included."""
-    points = []
-    dx = abs(x1 - x0)
-    sx = 1 if x0 < x1 else -1
-    dy = -abs(y1 - y0)
-    sy = 1 if y0 < y1 else -1
-    err = dx + dy
-    x, y = x0, y0
-    while True:
-        points.append((x, y))
-        if x == x1 and y == y1:
-            break
-        e2 = 2 * err
-        if e2 >= dy:
-            err += dy
-            x += sx
-        if e2 <= dx:
-            err += dx
-            y += sy
-    return points
-
-
-def point_in_polygon(px: int, py: int, vertices: list[tuple[int, int]]) -> bool:
-    """Even-odd crossing test of the point (px, py) (a pixel centre: pixel (x, y) has its
-    centre at integer coordinates (x, y)) against a closed polygon with integer
-    vertices. Exact integer arithmetic. Points exactly on an edge may go either way;
-    the rasteriser covers them with the boundary lines anyway."""
-    inside = False
-    n = len(vertices)
-    for a in range(n):
-        xi, yi = vertices[a]
-        xj, yj = vertices[(a + 1) % n]
-        if (yi > py) != (yj > py):
-            # px < xi + (py - yi) * (xj - xi) / (yj - yi), multiplied out by (yj - yi)
-            lhs = (px - xi) * (yj - yi)
-            rhs = (py - yi) * (xj - xi)
-            if (yj - yi) > 0:
-                crosses = lhs < rhs
-            else:
-                crosses = lhs > rhs
-            if crosses:
-                inside = not inside
-    return inside
-
-
-def _inside_grid(vertices: list[tuple[int, int]], width: int, height: int) -> np.ndarray:
-    """point_in_polygon for every pixel centre of a height x width grid at once: the
-    same integer test, looped over edges, vectorised over pixels only."""
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.int64)
-    inside = np.zeros((height, width), dtype=bool)
-    n = len(vertices)
-    for a in range(n):
-        xi, yi = vertices[a]
-        xj, yj = vertices[(a + 1) % n]
-        spans = (yi > ys) != (yj > ys)
-        if yi == yj:
-            continue
-        lhs = (xs - xi) * (yj - yi)
-        rhs = (ys - yi) * (xj - xi)
-        crosses = lhs < rhs if (yj - yi) > 0 else lhs > rhs
-        inside ^= spans & crosses
-    return inside
-
-
 def ref_fill_polygon(vertices, width: int, height: int) -> np.ndarray:
-    """Boolean (height, width) mask of an integer polygon filled WITH its boundary:
-    centre inside by even-odd, or on a Bresenham line between consecutive vertices
-    (closing edge included). Pixels outside the grid are dropped."""
-    vertices = [(int(x), int(y)) for x, y in vertices]
-    mask = np.zeros((height, width), dtype=bool)
-    if not vertices or width <= 0 or height <= 0:
-        return mask
-    mask |= _inside_grid(vertices, width, height)
-    n = len(vertices)
-    for a in range(n):
-        x0, y0 = vertices[a]
-        x1, y1 = vertices[(a + 1) % n]
-        for x, y in bresenham(x0, y0, x1, y1):
-            if 0 <= x < width and 0 <= y < height:
-                mask[y, x] = True
-    return mask
-
-
-def ref_fill_polygon_scalar(vertices, width: int, height: int) -> np.ndarray:
-    """Same as ref_fill_polygon with a Python loop over pixels (slow; for self-checks)."""
-    vertices = [(int(x), int(y)) for x, y in vertices]
-    mask = np.zeros((height, width), dtype=bool)
-    for y in range(height):
-        for x in range(width):
-            if point_in_polygon(x, y, vertices):
-                mask[y, x] = True
-    n = len(vertices)
-    for a in range(n):
-        for x, y in bresenham(*vertices[a], *vertices[(a + 1) % n]):
-            if 0 <= x < width and 0 <= y < height:
-                mask[y, x] = True
-    return mask
+    """Boolean (height, width) mask of an integer polygon drawn exactly as the released
+    PROxford code draws it (``evaluation_code/utils/iou_compute.py``): ``cv2.fillPoly``
+    on a float64 zero canvas of that size with colour (255, 255, 255), default
+    ``lineType`` (LINE_8) and ``shift`` 0. The polygon is filled with its boundary, and
+    lines leaving the canvas are cut by OpenCV's own clipping rule. A canvas without
+    pixels gives an empty mask."""
+    mask = np.zeros((max(int(height), 0), max(int(width), 0)))
+    pts = np.array([(int(x), int(y)) for x, y in vertices], dtype=np.int32).reshape(-1, 2)
+    if mask.size and len(pts):
+        cv2.fillPoly(mask, pts=[pts], color=(255, 255, 255))
+    return mask > 0
 
 
 def ref_box_mask(points, width: int, height: int) -> np.ndarray:

@@ -10,13 +10,17 @@ runs it on another built demo instead (e.g. the full one, for README pictures).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -76,15 +80,10 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    other = os.environ.get("BENCH_SCREENSHOT_DEMO")
-    demo = (build_demo(Path(other), scale="full") if other else
-            build_demo(tmp_path_factory.getbasetemp() / "small_demo", scale="small"))
+@contextmanager
+def running_app(env: dict[str, str], log: Path):
+    """``streamlit run app.py`` on a free port (a new server process); yields its URL."""
     port = _free_port()
-    env = dict(os.environ, BENCH_DEMO_DIR=str(demo.root),
-               BENCH_CACHE_DIR=str(tmp_path_factory.mktemp("browser_cache")))
-    log = tmp_path_factory.mktemp("browser_log") / "streamlit.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
@@ -105,9 +104,33 @@ def server(tmp_path_factory):
             if proc.poll() is not None or time.time() > deadline:
                 pytest.fail("streamlit did not start:\n" + log.read_text()[-3000:])
             time.sleep(0.2)
-        yield url, demo
+        yield url
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    other = os.environ.get("BENCH_SCREENSHOT_DEMO")
+    return (build_demo(Path(other), scale="full") if other else
+            build_demo(tmp_path_factory.getbasetemp() / "small_demo", scale="small"))
+
+
+@pytest.fixture(scope="module")
+def app_env(demo, tmp_path_factory):
+    """The server's environment: the demo, a fresh thumbnail cache, default data roots
+    (the project folder and the demo)."""
+    env = dict(os.environ, BENCH_DEMO_DIR=str(demo.root),
+               BENCH_CACHE_DIR=str(tmp_path_factory.mktemp("browser_cache")))
+    env.pop("BENCH_DATA_ROOTS", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(demo, app_env, tmp_path_factory):
+    log = tmp_path_factory.mktemp("browser_log") / "streamlit.log"
+    with running_app(app_env, log) as url:
+        yield url, demo
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +299,7 @@ def test_bad_folder_shows_an_error_and_the_app_keeps_working(server, page):
     choose(page, "w_src", "Folder in released layout")
     box = page.locator(".st-key-w_root input")
     for attempt in range(3):  # a late rerun may redraw the input before Enter commits it
-        box.fill("/nonexistent/benchmarks")
+        box.fill(str(ROOT / "nonexistent" / "benchmarks"))  # inside the default roots
         box.press("Enter")
         try:
             page.wait_for_function(
@@ -305,3 +328,81 @@ def test_user_study_page_opens(server, page):
     assert page.locator("h1").first.inner_text().strip().startswith("User study")
     no_exception(page)
     shot(page, "study")
+
+
+def body_text(pg) -> str:
+    return pg.locator("body").inner_text()
+
+
+@pytest.fixture
+def secret_outside():
+    """A file outside every data root, with a first line like /etc/shadow's."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-outside-"))
+    secret = folder / "shadow"
+    secret.write_text("root:SECRET-HASH-FROM-OUTSIDE:19000:0:99999:7:::\n")
+    yield secret
+    shutil.rmtree(folder)
+
+
+def test_a_url_naming_a_file_outside_the_roots_shows_nothing_of_it(server, page,
+                                                                    secret_outside):
+    url, demo = server
+    base = (f"{url}/gpr1200?src=gpr&gimages={quote(str(demo.gpr_images))}"
+            f"&gfile={quote(str(demo.gpr_embeddings))}")
+    for order in ("/etc/shadow", str(secret_outside)):
+        open_page(page, f"{base}&order={quote(order)}")
+        text = body_text(page)
+        assert "root:" not in text and "SECRET" not in text
+        err = page.locator('[data-testid="stMain"] [data-testid="stAlertContentError"]')
+        assert err.count() == 1
+        assert f"Order file {order} is outside the data folders" in err.first.inner_text()
+        assert "--data-root" in err.first.inner_text()
+        side = page.locator('[data-testid="stSidebar"] [data-testid="stAlertContentError"]')
+        assert "Order file: outside the allowed data folders" in side.first.inner_text()
+        assert page.locator('[data-testid="stMetric"]').count() == 0
+        no_exception(page)
+    shot(page, "refused_path")
+    # the root=/etc variant, on a page of its own
+    open_page(page, f"{url}/query?src=folder&root=/etc")
+    text = body_text(page)
+    assert "Folder /etc is outside the data folders" in text and "root:" not in text
+    assert "missing folder" not in text
+    no_exception(page)
+    # the same link with paths inside the roots works
+    open_page(page, base)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    assert page.locator('[data-testid="stMetric"]').count() >= 7
+    no_exception(page)
+
+
+FIRST_REQUESTS = [("/", "Overview"), ("/query?m=local-sp&q=1", "Query"),
+                  ("/pair?m=local-sp&q=1", "Pair"), ("/gpr1200", "GPR1200"),
+                  ("/study", "User study"), ("/data", "Data & help")]
+
+
+@pytest.mark.parametrize("path, title", FIRST_REQUESTS)
+def test_first_request_to_a_page_on_a_fresh_server(app_env, browser, tmp_path, path, title):
+    """Streamlit's legacy pages/ mode: the first request after a server start for a page
+    URL runs that page file on its own unless ui.routing.ensure_routed hands it to the
+    router. A new server process for each URL; the page must have the app's sidebar, its
+    menu of six pages, and no "Page not found" dialog."""
+    with running_app(app_env, tmp_path / "streamlit.log") as url:
+        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
+        pg.add_init_script(RUN_COUNTER)
+        pg.set_default_timeout(60_000)
+        try:
+            open_page(pg, url + path)
+            assert pg.locator("h1").first.inner_text().strip().startswith(title)
+            assert pg.locator('.st-key-w_src').count() == 1  # the data-source sidebar
+            assert pg.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]'
+                              ).count() == 2
+            nav = pg.locator('[data-testid="stSidebarNav"] a')
+            assert nav.count() == 6
+            assert pg.locator('[role="dialog"]').count() == 0
+            no_exception(pg)
+            # a second tab on the same server gets the same page
+            open_page(pg, url + path)
+            assert pg.locator("h1").first.inner_text().strip().startswith(title)
+            assert pg.locator('.st-key-w_src').count() == 1
+        finally:
+            pg.close()

@@ -315,3 +315,30 @@ def test_gpr_subsets_blocks_of_categories():
     assert res.subsets == pytest.approx({"landmarks": 1.0, "inat": 1.0, "sketch": 1.0,
                                          "instre": 0.0, "sop": 0.0, "faces": 0.0})
     assert res.mAP == pytest.approx(0.5, abs=1e-12)
+
+
+def test_gpr_subsets_when_categories_do_not_divide_by_six():
+    # 8 categories x 1 image, indices: categories 0-3 find themselves (AP 1), 4-7 do not (0).
+    # Block b holds categories floor(8b/6) .. floor(8(b+1)/6) - 1:
+    # landmarks {0}, inat {1}, sketch {2, 3}, instre {4}, sop {5}, faces {6, 7}
+    labels = np.arange(8)
+    idx = np.array([[q] if q < 4 else [(q + 1) % 8] for q in range(8)])
+    res = bench_gpr.evaluate_gpr1200(labels, indices=idx)
+    assert res.subsets == pytest.approx({"landmarks": 1.0, "inat": 1.0, "sketch": 1.0,
+                                         "instre": 0.0, "sop": 0.0, "faces": 0.0})
+    assert res.subset_of.tolist() == [0, 1, 2, 2, 3, 4, 5, 5]
+
+
+def test_pair_beyond_the_canvas_cap_is_a_warning_not_a_crash(tmp_path):
+    # a prediction at 100,000 px (within the readers' +-2^20 but far past the rasteriser's
+    # canvas cap): that pair counts as not predicted (hard: IoU 0), with a warning naming it;
+    # the other pair (IoU 1) is scored. Hard mIoU = (1 + 0) / 2.
+    from bench.geometry import MAX_CANVAS_SIDE
+    gnd = make_gnd(tmp_path, [{"easy": [], "hard": [1, 2], "junk": []}], 3)
+    far = SQUARE10 + 2 * MAX_CANVAS_SIDE
+    gt = {(0, 1): [SQUARE10], (0, 2): [SQUARE10]}
+    preds = {(0, 1): SQUARE10.copy(), (0, 2): far}
+    res = bench_pixel.evaluate_pixel(gnd, gt, preds, benchmark="none", matches_path="m.npy")
+    assert set(res.pairs) == {(0, 1)}
+    assert res.setups["hard"].miou_bbox == pytest.approx(0.5, abs=1e-12)
+    assert [w.pair for w in res.warnings] == ["0_2"] and res.warnings[0].file == "m.npy"

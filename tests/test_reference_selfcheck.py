@@ -16,10 +16,7 @@ from tests import fixtures
 from tests.reference import (
     THRESHOLDS,
     _truncate,
-    bresenham,
-    point_in_polygon,
     ref_fill_polygon,
-    ref_fill_polygon_scalar,
     ref_gpr1200,
     ref_map_at_k,
     ref_miou,
@@ -107,32 +104,15 @@ def test_truncation_toward_zero():
     assert _truncate([[2.9, -0.5], [-1.5, 0.99]]) == [(2, 0), (-1, 0)]
 
 
-def test_bresenham_endpoints_and_diagonal():
-    assert bresenham(0, 0, 3, 3) == [(0, 0), (1, 1), (2, 2), (3, 3)]
-    assert bresenham(4, 0, 0, 4) == [(4, 0), (3, 1), (2, 2), (1, 3), (0, 4)]
-    line = bresenham(0, 0, 5, 2)
-    assert line[0] == (0, 0) and line[-1] == (5, 2) and len(line) == 6
-    assert bresenham(2, 2, 2, 2) == [(2, 2)]
-
-
-def test_point_in_polygon_even_odd():
-    square = [(0, 0), (4, 0), (4, 4), (0, 4)]
-    assert point_in_polygon(2, 2, square)
-    assert not point_in_polygon(5, 2, square)
-    # concave "C": the notch (2, 2) is outside
-    c_shape = [(0, 0), (4, 0), (4, 1), (1, 1), (1, 3), (4, 3), (4, 4), (0, 4)]
-    assert not point_in_polygon(3, 2, c_shape)
-    assert point_in_polygon(0, 0, c_shape) in (True, False)  # on the boundary: either
-
-
-def test_fill_grid_equals_scalar_on_random_polygons():
-    rng = np.random.default_rng(0)
-    for _ in range(30):
-        poly = fixtures.random_star_polygon(rng, 12, 10, 9, int(rng.integers(3, 10)),
-                                            concave=bool(rng.random() < 0.5))
-        a = ref_fill_polygon(poly, 26, 22)
-        b = ref_fill_polygon_scalar(poly, 26, 22)
-        assert np.array_equal(a, b)
+def test_thin_triangle_fill_is_opencvs():
+    # (3,5), (1,8), (5,1): OpenCV draws the edges with 8-connected lines walked from the
+    # end with the smaller x, exact halves rounding back toward it; edge (5,1)-(3,5) has
+    # halves at y = 2 (x = 4.5 -> 4) and y = 4 (x = 3.5 -> 3). The fill adds no pixel
+    # (see tests/test_geometry.py for the crossings): 8 pixels, one per row.
+    mask = ref_fill_polygon([(3, 5), (1, 8), (5, 1)], 10, 10)
+    ys, xs = np.nonzero(mask)
+    assert sorted(zip(xs.tolist(), ys.tolist(), strict=True)) == [
+        (1, 8), (2, 6), (2, 7), (3, 4), (3, 5), (4, 2), (4, 3), (5, 1)]
 
 
 def test_triangle_fill_with_boundary():
@@ -141,6 +121,13 @@ def test_triangle_fill_with_boundary():
     mask = ref_fill_polygon([(0, 0), (4, 0), (0, 4)], 10, 10)
     assert mask.sum() == 15
     assert all(mask[y, x] for x, y in [(4, 0), (3, 1), (2, 2), (1, 3), (0, 4)])
+
+
+def test_fill_on_a_smaller_canvas_drops_the_rest():
+    # a 6 x 6 square 0..5 on a 4 x 3 canvas: columns 0..3 of rows 0..2
+    mask = ref_fill_polygon([(0, 0), (5, 0), (5, 5), (0, 5)], 4, 3)
+    assert mask.shape == (3, 4) and mask.all()
+    assert ref_fill_polygon([(0, 0), (5, 0), (5, 5)], 0, 0).shape == (0, 0)
 
 
 def test_square_iou_official_clips_at_s():

@@ -1,416 +1,937 @@
-"""The user-study feature (bench.study, pages/study.py): design balance and determinism,
-click scoring, the append-only JSON Lines store, the analysis against hand-computed
-numbers, the exact sign test against binomial sums done by hand, and the page itself
-(AppTest) on the small embedded demo."""
+"""The user study (bench.study; docs/PROTOCOLS.md §7): the Latin square and the design,
+scoring, the append-only store (assignment, one answer per trial, sessions, concurrent
+writers, torn writes, hostile lines), CSV neutralisation, the analysis against plain
+formulas written here (scipy only where it is called separately as the reference), and
+the `study` command line. The first two-condition format (bench.study.legacy, used by the
+current page until it is rewritten) keeps its storage and analysis tests at the end."""
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
 import json
 import math
 import os
 import pickle
+import statistics
+import subprocess
+import sys
+import threading
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from bench import study as S
+from bench.errors import BenchError
 from bench.formats.revisited import load_gnd
+from bench.study import design as D
+from bench.study import legacy as L
+from bench.study import records as R
+from bench.study import stats as T
+from bench.study import store as ST
+from bench.study.records import Answer
 
 REPO = Path(__file__).resolve().parents[1]
+SQUARE = np.array([[10.0, 10.0], [20.0, 10.0], [20.0, 20.0], [10.0, 20.0]])
+INSIDE, OUTSIDE = (15.0, 15.0), (50.0, 50.0)
 
 
 # ---------------------------------------------------------------- a tiny dataset
 
 @pytest.fixture
-def gnd(tmp_path):
-    """3 queries, 12 database images; per query 2 easy and 2 hard positives, 1 junk."""
+def tiny(tmp_path):
+    """4 queries, 30 database images; per query 3 easy, 2 hard, 1 junk; every positive's
+    region is SQUARE; method m1 predicts SQUARE + 1 on even positives and the whole image
+    on a few negatives; IoUs of m1 and m2 given by hand."""
     rng = np.random.default_rng(5)
-    gnd = []
-    for _ in range(3):
-        idx = rng.permutation(12)
-        gnd.append({"easy": idx[:2].tolist(), "hard": idx[2:4].tolist(),
-                    "junk": idx[4:5].tolist(), "bbx": [1.0, 2.0, 30.0, 40.0]})
+    g = []
+    for _ in range(4):
+        idx = rng.permutation(30)
+        g.append({"easy": idx[:3].tolist(), "hard": idx[3:5].tolist(),
+                  "junk": idx[5:6].tolist(), "bbx": [1.0, 2.0, 30.0, 40.0]})
     path = tmp_path / "gnd_rtiny.pkl"
     with open(path, "wb") as f:
-        pickle.dump({"imlist": [f"db{k}" for k in range(12)],
-                     "qimlist": [f"q{k}" for k in range(3)], "gnd": gnd}, f)
-    return load_gnd(path)
+        pickle.dump({"imlist": [f"db{k}" for k in range(30)],
+                     "qimlist": [f"q{k}" for k in range(4)], "gnd": g}, f)
+    gnd = load_gnd(path)
+    pos = sorted((q, int(i)) for q in range(4) for i in g[q]["easy"] + g[q]["hard"])
+    gt = {p: [SQUARE.copy()] for p in pos}
+    m1 = {p: (SQUARE + 1 if k % 2 == 0 else None) for k, p in enumerate(pos)}
+    for q in range(4):
+        neg = [i for i in range(30) if i not in g[q]["easy"] + g[q]["hard"] + g[q]["junk"]]
+        for i in neg[:5]:
+            m1[(q, i)] = np.array([[0, 0], [99, 0], [99, 99], [0, 99]], dtype=float)
+    ious = {"m1": {p: (0.3 + 0.05 * (k % 10), 0.2 + 0.07 * (k % 10)) for k, p in enumerate(pos)},
+            "m2": {p: (0.6, 0.55 if k % 3 else 0.1) for k, p in enumerate(pos)}}
+    return {"gnd": gnd, "g": g, "gt": gt, "preds": {"m1": m1}, "ious": ious, "pos": pos}
 
 
-def _positives(gnd):
-    return [(q, int(i)) for q in range(gnd.n_queries)
-            for i in np.concatenate([gnd.easy[q], gnd.hard[q]])]
+def _definition(tiny, **kw):
+    args = {"study": "s1", "gnd": tiny["gnd"], "gt": tiny["gt"],
+            "conditions": "none,ground_truth,method:m1", "n_trials": 12, "catch": 0.25,
+            "seed": 7, "preds": tiny["preds"], "ious": tiny["ious"]}
+    args.update(kw)
+    return D.make_definition(**args)
 
 
-# ---------------------------------------------------------------- design
+# ---------------------------------------------------------------- the Latin square
 
-def test_design_is_balanced_across_two_participants(gnd):
-    trials = S.make_trials(gnd, _positives(gnd), n_trials=8, seed=3)
-    assert len(trials) == 16
-    a = S.participant_trials(trials, "P1", seed=3)
-    b = S.participant_trials(trials, "P2", seed=3)
-    assert S.participant_group("P1") != S.participant_group("P2")
-    for mine in (a, b):
-        assert len(mine) == 8
-        pairs = [t.pair for t in mine]
-        assert len(set(pairs)) == 8  # never the same pair twice for one participant
-        assert Counter(t.condition for t in mine) == {"with": 4, "without": 4}
-    # together they see every pair once with and once without the annotation
-    seen = Counter((t.pair, t.condition) for t in a + b)
-    assert set(seen.values()) == {1}
-    assert {t.pair for t in a} == {t.pair for t in b}
-    for p in {t.pair for t in a}:
-        assert {c for (pp, c) in seen if pp == p} == {"with", "without"}
-    # sampled pairs are positives; hard and easy both present and split evenly
-    level = {(q, int(i)): "easy" for q in range(3) for i in gnd.easy[q]}
-    level |= {(q, int(i)): "hard" for q in range(3) for i in gnd.hard[q]}
-    assert all(level[t.pair] == t.difficulty for t in trials)
-    for mine in (a, b):
-        hard = Counter(t.condition for t in mine if t.difficulty == "hard")
-        assert 0 < hard["with"] + hard["without"] < 8
-        assert abs(hard["with"] - hard["without"]) <= 1
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 7])
+def test_williams_square_is_balanced(k):
+    rows = D.williams_square(k)
+    assert len(rows) == (2 * k if k % 2 and k > 1 else k)
+    for r in rows:
+        assert sorted(r) == list(range(k))
+    for col in range(k):  # every column holds every condition equally often
+        assert set(Counter(r[col] for r in rows).values()) == {len(rows) // k}
+    if k > 1:  # first-order carry-over: each ordered pair adjacent equally often
+        adj = Counter((r[j], r[j + 1]) for r in rows for j in range(k - 1))
+        assert set(adj) == {(a, b) for a in range(k) for b in range(k) if a != b}
+        assert set(adj.values()) == {1 if k % 2 == 0 else 2}
+    shuffled = D.square_rows(k, "shuffled")  # k rows, still a Latin square
+    assert len(shuffled) == k
+    for col in range(k):
+        assert sorted(r[col] for r in shuffled) == list(range(k))
 
 
-def test_design_is_deterministic_by_seed(gnd):
-    pos = _positives(gnd)
-    t1 = S.make_trials(gnd, pos, n_trials=6, seed=11)
-    t2 = S.make_trials(gnd, list(reversed(pos)), n_trials=6, seed=11)
-    assert t1 == t2
-    assert (S.participant_trials(t1, "P3", seed=11)
-            == S.participant_trials(t2, " P3 ", seed=11))
-    others = [S.make_trials(gnd, pos, n_trials=6, seed=s) for s in range(12, 18)]
-    assert any(o != t1 for o in others)
-    orders = {tuple(t.trial_id for t in S.participant_trials(t1, f"P{k}", seed=11))
-              for k in (1, 3, 5, 7, 9)}
-    assert len(orders) > 1  # participants of one group get their own orders
+def test_parse_conditions():
+    assert D.parse_conditions(" none, ground_truth ,method:a") == (
+        "none", "ground_truth", "method:a")
+    assert D.parse_conditions(["method:a", "method:b"], methods=["a", "b"]) == (
+        "method:a", "method:b")
+    for bad, why in (("none,none", "twice"), ("gt", "unknown"), ("", "unknown"),
+                     ("method:", "method name"), ("method:c", "no pixel results")):
+        with pytest.raises(ValueError, match=why):
+            D.parse_conditions(bad, methods=["a"])
 
 
-def test_design_validates_its_input(gnd):
-    pos = _positives(gnd)
-    with pytest.raises(ValueError, match="even"):
-        S.make_trials(gnd, pos, n_trials=5, seed=0)
-    with pytest.raises(ValueError, match="only 12 positive pairs"):
-        S.make_trials(gnd, pos, n_trials=14, seed=0)
-    with pytest.raises(ValueError, match="method"):
-        S.make_trials(gnd, pos, n_trials=4, seed=0, source="method")
-    # junk pairs are not positives: ignored
-    junk = [(q, int(i)) for q in range(3) for i in gnd.junk[q]]
-    with pytest.raises(ValueError, match="only 0 positive"):
-        S.make_trials(gnd, junk, n_trials=2, seed=0)
-    m = S.make_trials(gnd, pos, n_trials=4, seed=0, source="method", method="m1")
-    assert {t.method for t in m} == {"m1"} and {t.source for t in m} == {"method"}
-    only_hard = S.make_trials(gnd, pos, n_trials=6, seed=0, hard_fraction=1.0)
-    assert {t.difficulty for t in only_hard} == {"hard"}
+# ---------------------------------------------------------------- the design
+
+def test_design_counts_pairs_and_balance(tiny):
+    d = _definition(tiny)
+    g, gnd = tiny["g"], tiny["gnd"]
+    assert (d.n_trials, d.n_positive, d.n_catch, d.n_rows) == (12, 9, 3, 3)
+    pos = [t for t in d.trials if t.kind == "positive"]
+    cat = [t for t in d.trials if t.kind == "catch"]
+    level = {(q, int(i)): "easy" for q in range(4) for i in g[q]["easy"]}
+    level |= {(q, int(i)): "hard" for q in range(4) for i in g[q]["hard"]}
+    assert all(level[t.pair] == t.difficulty and len(t.region) == 1 for t in pos)
+    study_queries = {t.q for t in pos}
+    for t in cat:  # catch trials are negatives of the study's queries, with no region
+        assert t.q in study_queries and not t.region
+        assert t.i not in g[t.q]["easy"] + g[t.q]["hard"] + g[t.q]["junk"]
+    assert len({t.pair for t in d.trials}) == 12
+    # blocks: 3 positives and 1 catch trial each; easy / hard spread evenly
+    assert Counter(t.block for t in pos) == {0: 3, 1: 3, 2: 3}
+    assert Counter(t.block for t in cat) == {0: 1, 1: 1, 2: 1}
+    hard = Counter(t.block for t in pos if t.difficulty == "hard")
+    assert max(hard.values()) - min(hard.get(b, 0) for b in range(3)) <= 1
+    # practice: outside the study, one of them a negative, each with a condition
+    assert len(d.practice) == 2 and not {t.pair for t in d.practice} & {t.pair for t in d.trials}
+    assert sorted(t.kind for t in d.practice) == ["catch", "positive"]
+    assert all(t.condition in d.conditions for t in d.practice)
+    # each participant: every trial once, 3 positives and 1 catch trial per condition;
+    # over the 3 rows every trial is shown once in every condition
+    seen = Counter()
+    for row in range(3):
+        mine = d.trials_for(row, f"P{row}")
+        assert sorted(t.id for t in mine) == sorted(t.id for t in d.trials)
+        assert Counter(t.condition for t in mine if t.kind == "positive") == {
+            c: 3 for c in d.conditions}
+        assert Counter(t.condition for t in mine if t.kind == "catch") == {
+            c: 1 for c in d.conditions}
+        seen.update((t.id, t.condition) for t in mine)
+    assert len(seen) == 12 * 3 and set(seen.values()) == {1}
+    # what is drawn
+    t = next(t for t in pos)
+    assert t.annotation("none") == ("none", [])
+    style, polys = t.annotation("ground_truth")
+    assert style == "ground_truth" and np.array_equal(polys[0], SQUARE)
+    style, polys = t.annotation("method:m1")
+    expect = tiny["preds"]["m1"][t.pair]
+    assert style == "prediction" and (polys == [] if expect is None
+                                      else np.array_equal(polys[0], expect))
+    assert t.iou["m2"] == tiny["ious"]["m2"][t.pair]
+    assert gnd.name == d.dataset == "rtiny"
 
 
-def test_stored_design_keeps_its_pairs(gnd, tmp_path):
-    pos = _positives(gnd)
-    data = S.StudyData(gnd=gnd, gt={p: [SQUARE] for p in pos}, preds=None, images=None)
-    design = S.freeze_design(S.StudyDesign(study="s", dataset=gnd.name, source="ground_truth",
-                                           n_trials=6, seed=4), data)
-    assert design.pairs == tuple(t.pair for t in S.make_trials(gnd, pos, n_trials=6, seed=4)
-                                 if t.group == 0)
-    path = tmp_path / "s.jsonl"
-    stored = S.ensure_design(path, design)
-    assert stored.created and stored.same_design(design)
-    assert S.ensure_design(path, replace(design, seed=99)) == stored  # the file's design wins
-    assert S.read_study(path).design == stored
-    # the labels change (some pairs lose theirs): the stored pairs still give the same trials
-    fewer = S.StudyData(gnd=gnd, gt={p: [SQUARE] for p in pos[::2]}, preds=None, images=None)
-    assert S.trials_from_design(stored, fewer) == S.make_trials(gnd, pos, n_trials=6, seed=4)
-    with pytest.raises(ValueError, match="not an easy or hard positive"):
-        S.build_trials(gnd, [(0, int(gnd.junk[0][0])), pos[0]])
-    with pytest.raises(ValueError, match="twice"):
-        S.build_trials(gnd, [pos[0], pos[0]])
+def test_participant_order_is_seeded_and_resumable(tiny):
+    d = _definition(tiny)
+    a = [t.id for t in d.trials_for(0, "P1")]
+    assert a == [t.id for t in d.trials_for(0, " P1 ")]  # the same after a reload
+    assert a == [t.id for t in _definition(tiny).trials_for(0, "P1")]  # same seed
+    orders = {tuple(t.id for t in d.trials_for(0, f"P{k}")) for k in range(8)}
+    assert len(orders) > 1
+    other_seeds = {tuple(t.id for t in _definition(tiny, seed=s).trials_for(0, "P1"))
+                   for s in range(8, 12)}
+    assert other_seeds - {tuple(a)}  # the seed changes the sample or the order
+    blocked = _definition(tiny, order="blocked")
+    assert blocked.n_rows == 6  # odd k: the Williams design with its mirror
+    blocks = [t.block for t in blocked.trials_for(4, "P1")]
+    assert blocks == sorted(blocks)
 
 
-def test_participant_group_parity():
-    assert [S.participant_group(p) for p in ("P1", "P2", "p03", "10", "anna7")] == [1, 0, 1, 0, 1]
-    assert S.participant_group("anna") == S.participant_group(" anna ")
-    with pytest.raises(ValueError):
-        S.participant_trials([], "  ", seed=0)
+def test_design_json_round_trip_and_checks(tiny):
+    d = _definition(tiny)
+    d2 = D.StudyDefinition.from_json(json.loads(json.dumps(d.to_json())))
+    assert d2.to_json() == d.to_json()
+    assert [t.id for t in d2.trials_for(2, "X")] == [t.id for t in d.trials_for(2, "X")]
+    bad = d.to_json()
+    bad["square"][0] = [0, 0, 1]
+    with pytest.raises(ValueError, match="square"):
+        D.StudyDefinition.from_json(bad)
+    bad = d.to_json()
+    bad["trials"][0]["region"] = [[[1e300, 0]]]
+    with pytest.raises(ValueError, match="huge"):
+        D.StudyDefinition.from_json(bad)
+    bad = d.to_json()
+    bad["n_trials"] = 13
+    with pytest.raises(ValueError, match="n_trials"):
+        D.StudyDefinition.from_json(bad)
 
 
-# ---------------------------------------------------------------- click scoring
+def test_design_refuses_impossible_studies(tiny):
+    with pytest.raises(ValueError, match="at least one positive"):
+        _definition(tiny, n_trials=4, catch=0.5)
+    with pytest.raises(ValueError, match="only 20 positive pairs"):
+        _definition(tiny, n_trials=30, catch=0.1)
+    with pytest.raises(ValueError, match="no pixel results"):
+        _definition(tiny, conditions="none,method:zz")
+    with pytest.raises(ValueError, match="catch share"):
+        _definition(tiny, catch=1.0)
+    with pytest.raises(ValueError, match="seed"):
+        _definition(tiny, seed=-1)
+    d = _definition(tiny, require_prediction=True)  # only pairs m1 predicted
+    assert all(t.predictions["m1"] is not None for t in d.trials if t.kind == "positive")
 
-SQUARE = np.array([[10.0, 10.0], [20.0, 10.0], [20.0, 20.0], [10.0, 20.0]])
 
+# ---------------------------------------------------------------- scoring
 
 @pytest.mark.parametrize(("x", "y", "inside"), [
     (15, 15, True), (10, 10, True), (20, 20, True),  # interior and corners
     (20.9, 15, True),  # pixel column 20: on the right edge (boundary counts)
     (21.0, 15, False), (9.99, 15, False), (15, 9.5, False), (15, 21.2, False),
-    (-0.5, 15, False), (5, 5, False), (float("nan"), 15, False),
+    (-0.5, 15, False), (5, 5, False), (float("nan"), 15, False), (1e300, 15, False),
 ])
 def test_click_inside_square(x, y, inside):
-    assert S.click_in_region(x, y, [SQUARE]) is inside
+    assert R.click_in_region(x, y, [SQUARE]) is inside
 
 
 def test_click_inside_union_and_concave():
-    # an L shape: the notch (15..20, 15..20) is outside
     ell = np.array([[0, 0], [20, 0], [20, 10], [10, 10], [10, 20], [0, 20]], dtype=float)
-    assert S.click_in_region(5, 15, [ell])
-    assert S.click_in_region(15, 5, [ell])
-    assert not S.click_in_region(15, 15, [ell])
-    far = SQUARE + 100
-    assert S.click_in_region(115, 115, [ell, far])
-    assert not S.click_in_region(60, 60, [ell, far])
+    assert R.click_in_region(5, 15, [ell]) and R.click_in_region(15, 5, [ell])
+    assert not R.click_in_region(15, 15, [ell])  # the notch
+    assert R.click_in_region(115, 115, [ell, SQUARE + 100])
+    assert not R.click_in_region(60, 60, [ell, SQUARE + 100])
 
 
-def _trial(q=0, i=1, cond="with", diff="easy"):
-    return S.Trial(trial_id=f"q{q}-i{i}-{cond}", q=q, i=i, query=f"q{q}", image=f"db{i}",
-                   difficulty=diff, condition=cond, group=0, source="ground_truth")
-
-
-def test_response_correctness():
-    t = _trial()
-    hit = S.make_response(t, study="s", participant="P1", answer="found", rt_s=2.0,
-                          click=(15, 15), gt_shapes=[SQUARE])
-    miss = S.make_response(t, study="s", participant="P1", answer="found", rt_s=2.0,
-                           click=(50, 50), gt_shapes=[SQUARE])
-    claim = S.make_response(t, study="s", participant="P1", answer="found", rt_s=2.0)
-    no = S.make_response(t, study="s", participant="P1", answer="not found", rt_s=2.0)
-    assert (hit.correct, miss.correct, claim.correct, no.correct) == (True, False, True, False)
-    assert hit.click_inside is True and miss.click_inside is False and claim.click_inside is None
+def test_score_table():
+    assert R.score("positive", "click", *INSIDE, [SQUARE]) == "hit"
+    assert R.score("positive", "click", *OUTSIDE, [SQUARE]) == "miss"
+    assert R.score("positive", "not_present") == "miss"
+    assert R.score("positive", "timeout") == "miss"
+    assert R.score("catch", "click", *INSIDE) == "false_alarm"
+    assert R.score("catch", "not_present") == "correct_rejection"
+    assert R.score("catch", "timeout") == "correct_rejection"
     with pytest.raises(ValueError):
-        S.make_response(t, study="s", participant="P1", answer="maybe", rt_s=1.0)
+        R.score("catch", "click")
     with pytest.raises(ValueError):
-        S.make_response(t, study="s", participant="P1", answer="not found", rt_s=1.0,
-                        click=(1, 1), gt_shapes=[SQUARE])
-    with pytest.raises(ValueError):
-        S.make_response(t, study="s", participant="P1", answer="found", rt_s=-1.0)
+        R.score("positive", "found")
 
 
-# ---------------------------------------------------------------- storage
+# ---------------------------------------------------------------- hostile lines, CSV
 
-def test_jsonl_round_trip_with_a_malformed_line(tmp_path):
-    path = S.study_file(tmp_path / "studies", "pilot-1")
-    design = S.StudyDesign(study="pilot-1", dataset="rtiny", source="ground_truth",
-                           n_trials=4, seed=1, created="2025-01-01T00:00:00+00:00")
-    S.append_design(path, design)
-    t = _trial()
-    r1 = S.make_response(t, study="pilot-1", participant="P1", answer="found", rt_s=1.25,
-                         click=(12.5, 13.0), gt_shapes=[SQUARE])
-    r2 = S.make_response(_trial(i=2, cond="without"), study="pilot-1", participant="P1",
-                         answer="not found", rt_s=3.5)
-    S.append_response(path, r1)
-    with open(path, "ab") as f:  # a torn write: half a record, no newline
-        f.write(b'{"kind": "response", "study": "pil')
-    S.append_response(path, r2)  # must start on a fresh line and stay intact
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("\n[1, 2]\n" + json.dumps({"kind": "response", "answer": "found"}) + "\n")
-    lines = path.read_text(encoding="utf-8").split("\n")
-    assert lines[1].startswith('{"kind": "response"') and lines[3].endswith("}")
-
-    log = S.read_study(path)
-    assert log.design == design
-    assert log.responses == [r1, r2]
-    assert [(p.line, p.file) for p in log.problems] == [(3, str(path)), (6, str(path)),
-                                                        (7, str(path))]
-    assert "not valid JSON" in log.problems[0].why
-    assert "line 3" in str(log.problems[0]) and str(path) in str(log.problems[0])
-    assert "missing field" in log.problems[2].why
-    # reading never changes the file; appending never rewrites what is there
-    before = path.read_bytes()
-    S.read_study(path)
-    assert path.read_bytes() == before
-    S.append_response(path, r1)
-    assert path.read_bytes().startswith(before)
-    assert S.read_study(path).responses == [r1, r2, r1]
+def test_parse_line_never_raises_anything_but_line_error():
+    good = R.parse_line(b'{"kind": "x", "n": 1}')
+    assert good == {"kind": "x", "n": 1}
+    for raw, why in ((b'{"q": ' + b"9" * 5000 + b"}", "not a valid record"),
+                     (b"[" * 100_000 + b"]" * 100_000, "nested"),
+                     (b'{"x": NaN}', "not"), (b'{"x": Infinity}', "not"),
+                     (b"\xff\xfe", "UTF-8"), (b"[1, 2]", "list"), (b'{"a": ', "JSON")):
+        with pytest.raises(R.LineError, match=why):
+            R.parse_line(raw)
 
 
-def test_study_file_names(tmp_path):
-    assert S.study_file(tmp_path, "a.b_c-1") == tmp_path / "a.b_c-1.jsonl"
+def test_csv_neutralises_formulas():
+    rows = [{"participant": v, "x": -3.5, "n": 4} for v in
+            ("=HYPERLINK(\"http://x\",\"y\")", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "P07",
+             "a=b", " =x")]
+    text = R.to_csv(rows, ["participant", "x", "n"])
+    got = list(csv.reader(io.StringIO(text, newline="")))
+    assert got[0] == ["participant", "x", "n"]
+    cells = [r[0] for r in got[1:]]
+    assert cells == ["'=HYPERLINK(\"http://x\",\"y\")", "'+1", "'-2", "'@SUM(A1)", "'\tx",
+                     "'\rx", "P07", "a=b", " =x"]
+    assert all(r[1] == "-3.5" and r[2] == "4" for r in got[1:])  # numbers stay numbers
+    # the answers export and the first format's export go through the same cell rule
+    a = _answer("=cmd|' /C calc'!A0", "q0-i1", "none", "positive", "hit")
+    line = R.answers_csv([a]).splitlines()[1]
+    assert line.split(",")[1] == "'=cmd|' /C calc'!A0"
+    r = L.Response(study="s", participant="@evil", trial_id="q0-i1-with", q=0, i=1,
+                   query="q0", image="db1", difficulty="easy", condition="with",
+                   source="ground_truth", answer="found", rt_s=1.0, timestamp="T")
+    assert L.responses_csv([r]).splitlines()[1].split(",")[1] == "'@evil"
+
+
+# ---------------------------------------------------------------- the store
+
+@pytest.fixture
+def store(tiny, tmp_path):
+    return ST.StudyStore.create(tmp_path / "studies" / "s1.jsonl", _definition(tiny))
+
+
+def _answer_all(st, pid, *, hit=True, ms=1000.0):
+    st.assign(pid)
+    while (nxt := st.next_trial(pid)) is not None:
+        _, t = nxt
+        if t.kind == "positive":
+            st.record(pid, t.id, answer="click", x=INSIDE[0] if hit else OUTSIDE[0],
+                      y=INSIDE[1] if hit else OUTSIDE[1], browser_ms=ms)
+        else:
+            st.record(pid, t.id, answer="not_present", browser_ms=ms)
+
+
+def test_round_robin_assignment_persists_across_reopen(store):
+    rows = [store.assign(f"P{k}").row for k in range(1, 5)]
+    assert rows == [0, 1, 2, 0]
+    again = ST.StudyStore.open(store.path)  # a restarted server
+    assert {p: a.row for p, a in again.state().assignments.items()} == {
+        "P1": 0, "P2": 1, "P3": 2, "P4": 0}
+    n_lines = len(store.path.read_bytes().splitlines())
+    assert again.assign("P2").row == 1  # known: same row, nothing written
+    assert len(store.path.read_bytes().splitlines()) == n_lines
+    assert again.assign("P5").row == 1 and again.assign("P6").row == 2
+    assert [a.index for a in ST.read_study_file(store.path).assignments.values()] == list(
+        range(6))
+    with pytest.raises(ValueError, match="participant id"):
+        store.assign("../etc")
+
+
+def test_record_scores_and_refuses_a_repeat(store):
+    d = store.definition
+    store.assign("P1")
+    trials = store.trials("P1")
+    pos = next(t for t in trials if t.kind == "positive")
+    cat = next(t for t in trials if t.kind == "catch")
+    a = store.record("P1", pos.id, answer="click", x=15.5, y=12.0, browser_ms=812.5,
+                     server_ms=1020.0, hidden_ms=0, client_shown_ms=1.7e12)
+    assert (a.outcome, a.condition, a.row) == ("hit", d.condition_of(pos, 0), 0)
+    assert a.index == [t.id for t in trials].index(pos.id) + 1 and a.flags == ()
+    b = store.record("P1", cat.id, answer="click", x=1, y=1, browser_ms=500, hidden_ms=2500)
+    assert b.outcome == "false_alarm" and b.flags == ("hidden",) and not b.timed
+    with pytest.raises(ST.AlreadyAnswered, match="already answered"):
+        store.record("P1", pos.id, answer="not_present")
+    st = ST.read_study_file(store.path)
+    assert [x.outcome for x in st.answers] == ["hit", "false_alarm"]
+    assert [(r.participant, r.trial, r.why) for r in st.refused] == [
+        ("P1", pos.id, "already answered")]
+    assert st.answers[0] == a and st.problems == []
+    rep = T.report(st, n_resamples=99)
+    assert rep["problems"]["refused"][0]["why"] == "already answered"
+    # bad calls
+    with pytest.raises(BenchError, match="no assignment"):
+        store.record("P9", pos.id, answer="not_present")
+    with pytest.raises(BenchError, match="no trial"):
+        store.record("P1", "q99-i99", answer="not_present")
+    with pytest.raises(ValueError, match="click"):
+        store.record("P1", cat.id, answer="click")
+    with pytest.raises(ValueError, match="browser_ms"):
+        store.record("P1", cat.id, answer="timeout", browser_ms=float("nan"))
+    with pytest.raises(ValueError, match="no click position"):
+        store.record("P1", cat.id, answer="timeout", x=1, y=1)
+
+
+def test_two_threads_answer_the_same_trial_once(store):
+    store.assign("P1")
+    tid = store.trials("P1")[0].id
+    n = 8
+    barrier = threading.Barrier(n)
+    ok, refused = [], []
+
+    def worker(k):
+        st = ST.StudyStore.open(store.path)  # each tab has its own store object
+        barrier.wait()
+        try:
+            ok.append(st.record("P1", tid, answer="not_present", browser_ms=float(k)))
+        except ST.AlreadyAnswered:
+            refused.append(k)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ok) == 1 and len(refused) == n - 1
+    st = ST.read_study_file(store.path)
+    assert len(st.answers) == 1 and len(st.refused) == n - 1 and st.repeats == []
+
+
+_WORKER = r"""
+import sys
+from bench.study.store import StudyStore, AlreadyAnswered
+path, pid = sys.argv[1], sys.argv[2]
+st = StudyStore.open(path)
+st.assign("S")
+first = st.trials("S")[0].id
+try:
+    st.record("S", first, answer="not_present", browser_ms=1.0)
+    print("S-ok")
+except AlreadyAnswered:
+    print("S-refused")
+st.assign(pid)
+for t in st.trials(pid):
+    if t.kind == "positive":
+        st.record(pid, t.id, answer="click", x=15.0, y=15.0, browser_ms=700.0)
+    else:
+        st.record(pid, t.id, answer="timeout")
+"""
+
+
+def test_concurrent_processes_lose_nothing(store):
+    """Four processes write at once (each its own participant, all racing for a shared
+    participant's first trial): every answer is there, one answer of the shared trial."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(store.path), f"W{k}"],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for k in range(4)]
+    outs = [p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
+    assert sorted(o.strip() for o, _ in outs) == ["S-ok", "S-refused", "S-refused",
+                                                  "S-refused"]
+    st = ST.read_study_file(store.path)
+    assert st.problems == [] and st.repeats == []
+    assert len(st.answers) == 4 * 12 + 1 and len(st.refused) == 3
+    idx = sorted(a.index for a in st.assignments.values())
+    assert idx == list(range(5))  # five distinct arrivals, rows round-robin
+    assert all(a.row == a.index % 3 for a in st.assignments.values())
+    for line in store.path.read_bytes().splitlines():
+        json.loads(line)  # every line intact
+
+
+_ACKER = r"""
+import sys, time
+from bench.study.store import StudyStore
+st = StudyStore.open(sys.argv[1])
+for k in range(1000):
+    pid = f"K{k}"
+    st.assign(pid)
+    for t in st.trials(pid):
+        st.record(pid, t.id, answer="timeout")
+        print(pid, t.id, flush=True)  # acknowledged: record() returned
+"""
+
+
+def test_every_acknowledged_answer_survives_kill_9(store):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.Popen([sys.executable, "-c", _ACKER, str(store.path)], cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    acked = []
+    for line in p.stdout:
+        acked.append(tuple(line.split()))
+        if len(acked) == 40:
+            p.kill()  # SIGKILL, mid-stream
+            break
+    p.wait()
+    acked += [tuple(x.split()) for x in p.stdout.read().splitlines() if x.strip()]
+    st = ST.read_study_file(store.path)
+    got = {(a.participant, a.trial) for a in st.answers}
+    assert len(acked) >= 40 and set(acked) <= got
+    # a new writer goes on where the killed one stopped (a torn last line is reported)
+    again = ST.StudyStore.open(store.path)
+    pid = acked[-1][0]
+    nxt = again.next_trial(pid)
+    if nxt is not None:
+        again.record(pid, nxt[1].id, answer="timeout")
+    assert len(ST.read_study_file(store.path).answers) == len(got) + (nxt is not None)
+
+
+def test_torn_write_and_hostile_lines_are_skipped_and_reported(store):
+    _answer_all(store, "P1")
+    with open(store.path, "ab") as f:  # a torn write: half a record, no newline
+        f.write(b'{"kind": "answer", "study": "s')
+    store.assign("P2")
+    t = store.trials("P2")[0]
+    store.record("P2", t.id, answer="timeout")  # starts on a fresh line, intact
+    with open(store.path, "ab") as f:
+        f.write(b'{"kind": "answer", "q": ' + b"7" * 5000 + b"}\n")  # a 5,000-digit integer
+        f.write(b"[" * 50_000 + b"]" * 50_000 + b"\n")
+        f.write(json.dumps({"kind": "answer", "participant": "P1"}).encode() + b"\n")
+        f.write(json.dumps(store.definition.to_json()).encode() + b"\n")
+    n_lines = len(store.path.read_bytes().splitlines())
+    torn = n_lines - 6  # then: P2's assignment, its answer, the four lines above
+    st = ST.read_study_file(store.path)
+    assert len(st.answers) == 13
+    got = [(p.line, p.why) for p in st.problems]
+    assert [ln for ln, _ in got] == [torn, torn + 3, torn + 4, torn + 5, torn + 6]
+    assert "not valid JSON" in got[0][1] and "digits" in got[1][1]
+    assert "nested" in got[2][1] and "second study definition" in got[4][1]
+    # the store reading incrementally sees the same
+    again = ST.StudyStore.open(store.path)
+    assert len(again.state().answers) == 13 and len(again.state().problems) == 5
+    json.dumps(T.report(st, n_resamples=99), allow_nan=False)
+
+
+def test_reader_refuses_answers_that_contradict_the_design(store):
+    store.assign("P1")
+    t = store.trials("P1")[0]
+    a = store.record("P1", t.id, answer="not_present")
+    rec = a.to_json()
+    other = next(c for c in store.definition.conditions if c != a.condition)
+    forged = [dict(rec, condition=other), dict(rec, participant="P9"),
+              dict(rec, trial="q99-i0"), dict(rec, outcome="hit"), dict(rec, x=5.0)]
+    with open(store.path, "a") as f:
+        for r in forged:
+            f.write(json.dumps(r) + "\n")
+        f.write(json.dumps(rec) + "\n")  # a plain repeat: reported, not counted
+    st = ST.read_study_file(store.path)
+    assert len(st.answers) == 1 and len(st.problems) == 5 and len(st.repeats) == 1
+    assert "first one stands" in st.repeats[0].why
+
+
+def test_sessions_refuse_a_second_tab(store):
+    store.assign("P1")
+    store.claim_session("P1", "tabA", now=1000.0)
+    with pytest.raises(ST.SessionActive, match="already active"):
+        store.claim_session("P1", "tabB", now=1010.0)
+    store.claim_session("P1", "tabA", now=1020.0)  # heartbeat
+    with pytest.raises(ST.SessionActive):
+        store.claim_session("P1", "tabB", now=1020.0 + ST.SESSION_TTL_S - 1)
+    assert store.active_sessions(now=1030.0) == ["P1"]
+    # tab A went away: after the ttl, B takes over and A can no longer record
+    store.claim_session("P1", "tabB", now=1020.0 + ST.SESSION_TTL_S + 1)
+    t = store.trials("P1")[0]
+    with pytest.raises(ST.SessionActive):
+        store.record("P1", t.id, answer="timeout", session="tabA",
+                     now=1020.0 + ST.SESSION_TTL_S + 2)
+    store.record("P1", t.id, answer="timeout", session="tabB",
+                 now=1020.0 + ST.SESSION_TTL_S + 2)
+    st = ST.read_study_file(store.path)
+    assert len(st.answers) == 1 and st.refused[0].why == "session not active"
+    store.release_session("P1", "tabB")
+    store.claim_session("P1", "tabC", now=1020.0 + ST.SESSION_TTL_S + 3)
+
+
+def test_create_refuses_an_existing_study_and_names_are_checked(store, tiny, tmp_path):
+    with pytest.raises(BenchError, match="study exists"):
+        ST.StudyStore.create(store.path, _definition(tiny))
     for bad in ("", "../x", "a/b", ".hidden", "a b"):
         with pytest.raises(ValueError):
-            S.study_file(tmp_path, bad)
-    assert S.read_study(tmp_path / "none.jsonl").responses == []
+            ST.study_file(tmp_path, bad)
+    assert ST.study_link("s1") == "/study?study=s1"
+    assert ST.study_link("s1", "P07") == "/study?study=s1&p=P07"
+    with pytest.raises(BenchError, match="not a study"):
+        bad = tmp_path / "x.jsonl"
+        bad.write_text('{"kind": "design"}\n')
+        ST.StudyStore.open(bad)
 
 
-def test_csv_export():
-    r = S.make_response(_trial(), study="s", participant="P1", answer="found", rt_s=1.5,
-                        click=(15, 15), gt_shapes=[SQUARE], timestamp="T")
-    text = S.responses_csv([r]).splitlines()
-    assert text[0].split(",")[:3] == ["study", "participant", "trial_id"]
-    row = dict(zip(text[0].split(","), text[1].split(","), strict=True))
-    assert row["click_x"] == "15.0" and row["correct"] == "True" and row["rt_s"] == "1.5"
+def test_default_data_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv(ST.ENV_DATA_DIR, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert ST.default_data_dir() == tmp_path / "studies"
+    monkeypatch.setenv(ST.ENV_DATA_DIR, str(tmp_path / "elsewhere"))
+    assert ST.study_file(None, "a") == tmp_path / "elsewhere" / "a.jsonl"
 
 
 # ---------------------------------------------------------------- analysis
 
+def _answer(pid, trial, cond, kind, outcome, *, ms=1000.0, row=0, flags=(), answer=None):
+    q, i = (int(v[1:]) for v in trial.split("-"))
+    if answer is None:
+        answer = "click" if outcome in ("hit", "miss", "false_alarm") else "not_present"
+    x = y = 1.0 if answer == "click" else None
+    return Answer(study="s", participant=pid, trial=trial, q=q, i=i, condition=cond,
+                  trial_kind=kind, answer=answer, outcome=outcome, x=x, y=y, browser_ms=ms,
+                  server_ms=ms + 200, hidden_ms=0.0, flags=tuple(flags), row=row, index=1,
+                  at="T")
+
+
+def _plain_dprime(h, n_pos, f, n_catch):
+    z = statistics.NormalDist().inv_cdf
+    return z((h + 0.5) / (n_pos + 1)) - z((f + 0.5) / (n_catch + 1))
+
+
+def _plain_exact_binomial(b, c):
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    return min(1.0, 2 * sum(math.comb(n, j) for j in range(k + 1)) / 2 ** n)
+
+
+def test_condition_summary_against_plain_formulas():
+    rng = np.random.default_rng(1)
+    ans = []
+    truth = {}
+    for c, (p_hit, p_fa) in {"none": (0.6, 0.3), "ground_truth": (0.9, 0.1)}.items():
+        hits = fas = n_pos = n_cat = 0
+        times = []
+        for k in range(40):
+            pid = f"P{k % 5}"
+            if k % 4 == 3:
+                o = "false_alarm" if rng.random() < p_fa else "correct_rejection"
+                ans.append(_answer(pid, f"q{k}-i{k}", c, "catch", o))
+                n_cat += 1
+                fas += o == "false_alarm"
+            else:
+                o = "hit" if rng.random() < p_hit else "miss"
+                ms = float(rng.uniform(500, 4000))
+                flagged = k % 9 == 0
+                ans.append(_answer(pid, f"q{k}-i{k}", c, "positive", o, ms=ms,
+                                   flags=("hidden",) if flagged else ()))
+                n_pos += 1
+                hits += o == "hit"
+                if not flagged:
+                    times.append(ms)
+        ans.append(_answer("P0", "q99-i99", c, "positive", "miss", answer="timeout"))
+        n_pos += 1
+        truth[c] = (hits, n_pos, fas, n_cat, times)
+    s = T.condition_summary(ans, ["none", "ground_truth"], n_resamples=999, seed=4)
+    for ci, (c, (h, n_pos, f, n_cat, times)) in enumerate(truth.items()):
+        r = s[c]
+        assert (r["hits"], r["n_positive"], r["false_alarms"], r["n_catch"]) == (h, n_pos, f,
+                                                                                 n_cat)
+        assert r["timeouts"] == 1 and r["flagged"] == sum(1 for k in range(40)
+                                                           if k % 4 != 3 and k % 9 == 0)
+        assert r["hit_rate"] == h / n_pos and r["false_alarm_rate"] == f / n_cat
+        assert r["accuracy"] == (h + n_cat - f) / (n_pos + n_cat)
+        assert math.isclose(r["dprime"], _plain_dprime(h, n_pos, f, n_cat), rel_tol=1e-9)
+        # Clopper-Pearson from the beta quantiles
+        lo = stats.beta.ppf(0.025, h, n_pos - h + 1)
+        hi = stats.beta.ppf(0.975, h + 1, n_pos - h)
+        assert np.allclose(r["hit_rate_ci"], [lo, hi], rtol=1e-7)
+        tm = r["time_ms"]
+        assert tm["n"] == len(times)
+        assert tm["median"] == statistics.median(times)
+        assert math.isclose(tm["mean"], statistics.fmean(times), rel_tol=1e-12)
+        ref = stats.bootstrap((np.array(times),), np.median, n_resamples=999,
+                              method="percentile", rng=np.random.default_rng([4, ci, 0]))
+        assert tm["median_ci"] == [ref.confidence_interval.low, ref.confidence_interval.high]
+        assert min(times) <= tm["median_ci"][0] <= tm["median"] <= tm["median_ci"][1] <= max(
+            times)
+        assert tm["mean_ci"][0] < tm["mean"] < tm["mean_ci"][1]
+    assert T.condition_summary(ans, ["none"], n_resamples=999, seed=4) == {"none": s["none"]}
+
+
+def test_dprime_and_holm_by_hand():
+    # log-linear: H = 8.5/11, F = 1.5/6 -> z(0.772727) - z(0.25)
+    assert math.isclose(T.loglinear_dprime(8, 10, 1, 5), 0.7479 - (-0.6745), abs_tol=2e-4)
+    assert T.loglinear_dprime(10, 10, 0, 5) is not None  # finite at rates 1 and 0
+    assert T.loglinear_dprime(3, 3, 0, 0) is None
+    assert T.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert T.holm([0.5, None, 0.2]) == pytest.approx([0.5, None, 0.4])
+    assert T.holm([0.6, 0.7]) == [1.0, 1.0]
+
+
+def _two_condition_rows(values_a, values_b, measure="time_ms"):
+    return [{"participant": f"P{k}", "row": 0, "n": 2,
+             "conditions": {"a": {measure: va}, "b": {measure: vb}}}
+            for k, (va, vb) in enumerate(zip(values_a, values_b, strict=True))]
+
+
+def test_paired_tests_against_plain_formulas():
+    a = np.array([1200.0, 900.0, 1500.0, 1100.0, 1300.0, 980.0])
+    b = np.array([1000.0, 950.0, 1100.0, 700.0, 1260.0, 1080.0])
+    res = T.paired_tests(_two_condition_rows(a, b), ["a", "b"], "time_ms")
+    e = res["pairwise"][0]
+    d = a - b  # 200, -50, 400, 400, 40, -100: ties in |d| -> ranks by hand
+    assert res["friedman"] is None and e["n"] == 6
+    assert e["mean_diff"] == pytest.approx(d.mean()) and e["median_diff"] == np.median(d)
+    # paired t by the formula
+    sd = math.sqrt(sum((x - d.mean()) ** 2 for x in d) / 5)
+    t = d.mean() / (sd / math.sqrt(6))
+    assert e["t"]["statistic"] == pytest.approx(t) and e["t"]["df"] == 5
+    assert e["t"]["p"] == pytest.approx(2 * stats.t.sf(abs(t), 5))
+    assert e["effect"]["dz"] == pytest.approx(d.mean() / sd)
+    # |d| ranks: 40->1, 50->2, 100->3, 200->4, 400->5.5, 400->5.5
+    wp, wm = 1 + 4 + 5.5 + 5.5, 2 + 3
+    assert e["effect"]["rank_biserial"] == pytest.approx((wp - wm) / (wp + wm))
+    ref = stats.wilcoxon(a, b)  # scipy called separately (ties: scipy's own method)
+    assert e["wilcoxon"]["statistic"] == ref.statistic == wm
+    assert e["wilcoxon"]["p"] == pytest.approx(ref.pvalue)
+    assert e["wilcoxon"]["p_holm"] == e["wilcoxon"]["p"]
+
+
+def test_wilcoxon_exact_against_enumeration():
+    """Tie-free differences: the exact two-sided p by enumerating all 2^n signs."""
+    d = np.array([3.0, -1.0, 4.0, 1.5, 9.0, 2.6, -5.3])
+    a, b = d + 10, np.full(d.size, 10.0)
+    e = T.paired_tests(_two_condition_rows(a, b), ["a", "b"], "time_ms")["pairwise"][0]
+    ranks = stats.rankdata(np.abs(d))
+    obs = ranks[d > 0].sum()
+    dist = [sum(r for r, s in zip(ranks, signs, strict=True) if s)
+            for signs in itertools.product([0, 1], repeat=d.size)]
+    lo = sum(w <= obs for w in dist) / len(dist)
+    hi = sum(w >= obs for w in dist) / len(dist)
+    assert e["wilcoxon"]["p"] == pytest.approx(min(1.0, 2 * min(lo, hi)), abs=1e-12)
+    # all differences zero: no evidence either way
+    z = T.paired_tests(_two_condition_rows(a, a), ["a", "b"], "time_ms")["pairwise"][0]
+    assert z["wilcoxon"]["p"] == 1.0 and z["t"]["p"] is None and z["effect"]["dz"] is None
+
+
+def test_friedman_and_holm_follow_ups_against_plain_formulas():
+    rng = np.random.default_rng(3)
+    n, k = 9, 3
+    m = rng.normal(size=(n, k)) + np.array([0.0, 0.4, 1.2])
+    rows = [{"participant": f"P{j}", "row": 0, "n": 3,
+             "conditions": {c: {"hit_rate": float(m[j, ci])} for ci, c in enumerate("xyz")}}
+            for j in range(n)]
+    rows.append({"participant": "Pmissing", "row": 0, "n": 1,  # not in Friedman
+                 "conditions": {"x": {"hit_rate": 0.5}, "y": {"hit_rate": None},
+                                "z": {"hit_rate": 0.1}}})
+    res = T.paired_tests(rows, list("xyz"), "hit_rate")
+    ranks = np.array([stats.rankdata(r) for r in m])  # no ties in continuous data
+    rsum = ranks.sum(axis=0)
+    chi2 = 12 / (n * k * (k + 1)) * (rsum ** 2).sum() - 3 * n * (k + 1)
+    fr = res["friedman"]
+    assert fr["n"] == n and fr["statistic"] == pytest.approx(chi2)
+    assert fr["p"] == pytest.approx(stats.chi2.sf(chi2, k - 1))
+    assert fr["kendall_w"] == pytest.approx(chi2 / (n * (k - 1)))
+    pw = res["pairwise"]
+    assert [(e["a"], e["b"], e["n"]) for e in pw] == [("x", "y", 9), ("x", "z", 10),
+                                                      ("y", "z", 9)]
+    ps = [e["wilcoxon"]["p"] for e in pw]
+    order = sorted(range(3), key=lambda j: ps[j])
+    expect, run = [0.0] * 3, 0.0
+    for rank, j in enumerate(order):
+        run = max(run, min(1.0, (3 - rank) * ps[j]))
+        expect[j] = run
+    assert [e["wilcoxon"]["p_holm"] for e in pw] == pytest.approx(expect)
+
+
+def test_item_mcnemar_against_hand_counts():
+    # pair q1-i1, file order A, D, C, B: a = A hit, C miss; b = D miss, B hit.
+    #   arrival A 0, B 1, C 2, D 3 -> items (A, B) hit/hit and (C, D) miss/miss
+    # pair q2-i2: a = A hit, C hit; b = B hit -> one item hit/hit, C unmatched
+    # pair q3-i3: a = A hit; b = B miss -> hit in a only; a catch trial is ignored
+    ans = [_answer("A", "q1-i1", "a", "positive", "hit"),
+           _answer("D", "q1-i1", "b", "positive", "miss"),
+           _answer("C", "q1-i1", "a", "positive", "miss"),
+           _answer("B", "q1-i1", "b", "positive", "hit"),
+           _answer("A", "q2-i2", "a", "positive", "hit"),
+           _answer("B", "q2-i2", "b", "positive", "hit"),
+           _answer("C", "q2-i2", "a", "positive", "hit"),
+           _answer("A", "q3-i3", "a", "positive", "hit"),
+           _answer("B", "q3-i3", "b", "positive", "miss"),
+           _answer("A", "q4-i4", "b", "catch", "false_alarm")]
+    e = T.item_tests(ans, ["a", "b"], {"A": 0, "B": 1, "C": 2, "D": 3})["pairwise"][0]
+    assert (e["n_items"], e["both"], e["only_a"], e["only_b"], e["neither"]) == (4, 2, 1, 0, 1)
+    assert e["p_exact"] == pytest.approx(_plain_exact_binomial(1, 0))  # = 1.0
+    assert e["odds_ratio"] is None and e["difference"] == pytest.approx(0.25)
+    # matched by arrival, not by file order: other arrivals, other items
+    e2 = T.item_tests(ans, ["a", "b"], {"A": 0, "D": 1, "C": 2, "B": 3})["pairwise"][0]
+    assert (e2["both"], e2["only_a"], e2["only_b"], e2["neither"]) == (1, 2, 1, 0)
+    assert e2["odds_ratio"] == 2.0
+    # a lopsided case: 9 discordant all one way
+    many = []
+    for j in range(9):
+        many += [_answer(f"X{j}", f"q{j}-i{j}", "a", "positive", "hit"),
+                 _answer(f"Y{j}", f"q{j}-i{j}", "b", "positive", "miss")]
+    e9 = T.item_tests(many, ["a", "b"], {})["pairwise"][0]
+    assert e9["only_a"] == 9 and e9["p_exact"] == pytest.approx(2 / 2 ** 9)
+
+
+def test_human_vs_machine_against_hand_counts(tiny):
+    d = _definition(tiny, conditions="none,ground_truth")
+    pos = [t for t in d.trials if t.kind == "positive"]
+    ans = []
+    human = {}
+    for j, t in enumerate(pos):  # in 'none': 3 answers each, hit count j % 4 (0..3)
+        hits = j % 4
+        for k in range(3):
+            ans.append(_answer(f"P{k}", t.id, "none", "positive",
+                               "hit" if k < min(hits, 3) else "miss"))
+        ans.append(_answer("G", t.id, "ground_truth", "positive", "hit"))  # not 'none'
+        human[t.id] = min(hits, 3) / 3
+    hm = T.human_vs_machine(ans, d)
+    assert hm["human_condition"] == "none"
+    assert [p["hit_rate"] for p in hm["pairs"]] == [human[t.id] for t in pos]
+    assert all(p["hit_rate_by_condition"]["ground_truth"] == 1.0 for p in hm["pairs"])
+    for m in ("m1", "m2"):
+        seg = [tiny["ious"][m][t.pair][1] for t in pos]
+        box = [tiny["ious"][m][t.pair][0] for t in pos]
+        s = hm["overall"]["methods"][m]
+        assert s["mean_iou_seg"] == pytest.approx(sum(seg) / len(seg))
+        assert s["success_rate"] == pytest.approx(sum(v > 0.5 for v in seg) / len(seg))
+        assert s["success_rate_bbox"] == pytest.approx(sum(v > 0.5 for v in box) / len(box))
+        hum = [human[t.id] > 0.5 for t in pos]
+        mac = [v > 0.5 for v in seg]
+        b = sum(h and not mm for h, mm in zip(hum, mac, strict=True))
+        c = sum(mm and not h for h, mm in zip(hum, mac, strict=True))
+        assert (s["test"]["human_only"], s["test"]["machine_only"]) == (b, c)
+        assert s["test"]["p_exact"] == pytest.approx(_plain_exact_binomial(b, c))
+    total = sum(min(j % 4, 3) for j in range(len(pos)))
+    assert hm["overall"]["human_hit_rate"] == pytest.approx(total / (3 * len(pos)))
+    # without a 'none' condition the human rate pools every condition
+    d2 = _definition(tiny, conditions="ground_truth,method:m1")
+    t2 = next(t for t in d2.trials if t.kind == "positive")
+    hm2 = T.human_vs_machine([_answer("G", t2.id, "ground_truth", "positive", "hit"),
+                              _answer("H", t2.id, "method:m1", "positive", "miss")], d2)
+    assert hm2["human_condition"] == "all"
+    assert next(p for p in hm2["pairs"] if p["trial"] == t2.id)["hit_rate"] == 0.5
+
+
+def test_report_of_a_simulated_study(store):
+    for k, hit in enumerate([True, False, True, True, False, True]):
+        _answer_all(store, f"P{k}", hit=hit, ms=900.0 + 100 * k)
+    st = ST.read_study_file(store.path)
+    rep = T.report(st, n_resamples=199)
+    json.dumps(rep, allow_nan=False)
+    d = store.definition
+    assert rep["n_answers"] == 6 * 12
+    assert rep["participants"]["completed"] == 6
+    assert [r["assigned"] for r in rep["participants"]["rows"]] == [2, 2, 2]
+    for c in d.conditions:  # every participant: 3 positives, 1 catch per condition
+        s = rep["conditions"][c]
+        assert (s["n_positive"], s["n_catch"], s["participants"]) == (18, 6, 6)
+        assert s["hits"] == 3 * 4 and s["false_alarms"] == 0
+    assert set(rep["paired"]) == set(T.MEASURES)
+    hr = rep["paired"]["hit_rate"]
+    assert hr["friedman"]["n"] == 6 and len(hr["pairwise"]) == 3
+    assert rep["items"]["pairwise"][0]["n_items"] == 9 * 2  # 9 pairs x 2 cycles
+    text = T.format_report(rep)
+    assert "Friedman" in text and "McNemar" in text
+
+
+# ---------------------------------------------------------------- command line
+
+def _cli(*args, cwd=REPO, env=None):
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd,
+                          capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})))
+
+
+def test_cli_new_and_report(pixel_benchmark, tmp_path):
+    data = tmp_path / "studies"
+    root = str(pixel_benchmark.root)
+    out = _cli("study", "new", "pilot", "--dataset", "roxford5k", "--root", root,
+               "--conditions", f"none,ground_truth,method:{pixel_benchmark.method}",
+               "--trials", "9", "--catch", "0.2", "--seed", "5", "--data-dir", str(data),
+               "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d == {"study": "pilot", "file": str(data / "pilot.jsonl"),
+                 "link": "/study?study=pilot"}
+    assert "no images folder" in out.stderr
+    st = ST.StudyStore.open(d["file"])
+    assert st.definition.n_catch == 2 and st.definition.root == root
+    for k in range(4):
+        _answer_all(st, f"P{k}", hit=k % 2 == 0)
+    with open(d["file"], "ab") as f:
+        f.write(b'{"kind": "answer", "q": ' + b"1" * 5000 + b"}\n")
+    rep = _cli("study", "report", "pilot", "--data-dir", str(data), "--json")
+    assert rep.returncode == 0, rep.stderr
+    r = json.loads(rep.stdout)
+    state = ST.read_study_file(d["file"])
+    n_line = len(Path(d["file"]).read_bytes().splitlines())
+    assert r["problems"]["skipped_lines"] == [str(p) for p in state.problems]
+    assert f"line {n_line}" in r["problems"]["skipped_lines"][0]
+    assert f"line {n_line}" in rep.stderr
+    hits = {c: sum(a.outcome == "hit" for a in state.answers if a.condition == c)
+            for c in st.definition.conditions}
+    assert {c: v["hits"] for c, v in r["conditions"].items()} == hits
+    assert r["participants"]["completed"] == 4
+    for legacy_form in (["study", d["file"]], ["study", "report", d["file"]]):
+        table = _cli(*legacy_form)
+        assert table.returncode == 0 and "participants: 4 assigned" in table.stdout
+    # bad input: exit 2 and one error line
+    for args, what in (
+            (["study", "new", "pilot", "--dataset", "roxford5k", "--root", root,
+              "--conditions", "none", "--trials", "4", "--catch", "0", "--seed", "1",
+              "--data-dir", str(data)], "study exists"),
+            (["study", "new", "p2", "--dataset", "nope", "--root", root, "--conditions",
+              "none", "--trials", "4", "--catch", "0", "--seed", "1", "--data-dir",
+              str(data)], "unknown dataset"),
+            (["study", "new", "p2", "--dataset", "roxford5k", "--root", root,
+              "--conditions", "none,method:zz", "--trials", "4", "--catch", "0", "--seed",
+              "1", "--data-dir", str(data)], "no pixel results"),
+            (["study", "new", "p2", "--dataset", "roxford5k", "--root", root,
+              "--trials", "4"], "missing options"),
+            (["study", "report", "nothing", "--data-dir", str(data)], "missing study"),
+            (["study", "report", "pilot", "--seed", "3", "--data-dir", str(data)],
+             "only go with"),
+            (["study", "new", "../x", "--dataset", "roxford5k", "--conditions", "none",
+              "--trials", "4", "--catch", "0", "--seed", "1"], "bad study name")):
+        res = _cli(*args)
+        assert res.returncode == 2, (args, res.stdout, res.stderr)
+        last = res.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and what in last and "Traceback" not in res.stderr
+
+
+def test_cli_new_on_the_demo_without_root(tmp_path, monkeypatch):
+    """Without --root the embedded demo is used (here a small build in a temp folder)."""
+    from bench.demo import build_demo
+
+    demo = build_demo(tmp_path / "demo", scale="small")
+    data = tmp_path / "studies"
+    out = _cli("study", "new", "demo-study", "--dataset", "rdemo", "--conditions",
+               "none,ground_truth,method:local-sp", "--trials", "6", "--catch", "0.34",
+               "--seed", "1", "--json", env={"BENCH_DEMO_DIR": str(demo.root),
+                                             "BENCH_STUDY_DIR": str(data)})
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["link"] == "/study?study=demo-study" and Path(d["file"]).parent == data
+    st = ST.StudyStore.open(d["file"])
+    assert st.definition.root is None and st.definition.n_catch == 2
+    monkeypatch.setenv("BENCH_DEMO_DIR", str(demo.root))
+    assert D.images_dir(st.definition) == demo.images  # found through the demo dir
+    table = _cli("study", "report", "demo-study", env={"BENCH_STUDY_DIR": str(data)})
+    assert table.returncode == 0 and "0 answers" in table.stdout
+
+
+# ---------------------------------------------------------------- the first format (legacy)
+
 def _resp(pid, q, i, cond, answer, rt, click=None, inside=None, diff="easy"):
-    return S.Response(study="s", participant=pid, trial_id=f"q{q}-i{i}-{cond}", q=q, i=i,
+    return L.Response(study="s", participant=pid, trial_id=f"q{q}-i{i}-{cond}", q=q, i=i,
                       query=f"q{q}", image=f"db{i}", difficulty=diff, condition=cond,
                       source="ground_truth", answer=answer, rt_s=rt, timestamp="T",
                       click=click, click_inside=inside)
 
 
-def test_analysis_against_hand_computed_values():
-    # pair (0,1): A with (click inside, 2 s), B without (not found, 6 s)
-    # pair (0,2): A without (found, no click, 3 s), B with (click outside, 5 s)
-    rs = [_resp("A", 0, 1, "with", "found", 2.0, (1, 1), True),
-          _resp("B", 0, 1, "without", "not found", 6.0, diff="easy"),
-          _resp("A", 0, 2, "without", "found", 3.0, diff="hard"),
-          _resp("B", 0, 2, "with", "found", 5.0, (9, 9), False, diff="hard"),
-          _resp("A", 0, 1, "with", "not found", 9.0)]  # a repeat: ignored
-    a = S.analyse(rs, n_boot=500, seed=1)
-    json.dumps(a, allow_nan=False)  # JSON-ready
-    assert a["n_responses"] == 4 and a["n_repeats_ignored"] == 1 and a["n_participants"] == 2
-    w, wo = a["conditions"]["with"], a["conditions"]["without"]
-    assert (w["n"], w["n_clicks"], w["accuracy"], w["click_accuracy"]) == (2, 2, 0.5, 0.5)
-    assert (w["rt_mean"], w["rt_median"], w["found_rate"]) == (3.5, 3.5, 1.0)
-    assert (wo["n"], wo["n_clicks"], wo["accuracy"], wo["click_accuracy"]) == (2, 0, 0.5, None)
-    assert (wo["rt_mean"], wo["rt_median"], wo["found_rate"]) == (4.5, 4.5, 0.5)
-    # bootstrap intervals: within the sample's range, around the estimate
-    for s, lo_hi in ((w, (2.0, 5.0)), (wo, (3.0, 6.0))):
-        lo, hi = s["rt_mean_ci"]
-        assert lo_hi[0] <= lo <= s["rt_mean"] <= hi <= lo_hi[1]
-        assert 0.0 <= s["accuracy_ci"][0] <= s["accuracy"] <= s["accuracy_ci"][1] <= 1.0
-    assert a == S.analyse(rs, n_boot=500, seed=1)  # seeded
-    # per difficulty
-    assert a["by_difficulty"]["easy"]["with"] == {"n": 1, "accuracy": 1.0, "rt_median": 2.0}
-    assert a["by_difficulty"]["hard"]["with"] == {"n": 1, "accuracy": 0.0, "rt_median": 5.0}
-    # paired by participant: A with 1/1 vs without 1/1 (tie), 2 s vs 3 s (faster with);
-    # B with 0/1 vs without 0/1 (tie), 5 s vs 6 s (faster with)
-    pp = a["paired_participants"]
-    assert pp["n"] == 2
-    assert (pp["accuracy"]["better_with"], pp["accuracy"]["ties"]) == (0, 2)
-    assert pp["accuracy"]["p_sign"] == 1.0 and pp["accuracy"]["mean_diff"] == 0.0
-    assert (pp["time"]["faster_with"], pp["time"]["faster_without"]) == (2, 0)
-    assert pp["time"]["p_sign"] == 0.5  # 2 * (1/2)^2
-    assert pp["time"]["median_diff"] == -1.0
-    # paired by pair: (0,1) only with correct; (0,2) only without correct
-    assert a["paired_pairs"] == {"n": 2, "only_with_correct": 1, "only_without_correct": 1,
-                                 "ties": 0, "p_mcnemar": 1.0}
-    rows = S.summary_rows(a)
-    assert [r["condition"] for r in rows] == ["with annotation", "without annotation"]
+def _legacy_trial(q=0, i=1, cond="with"):
+    return L.Trial(trial_id=f"q{q}-i{i}-{cond}", q=q, i=i, query=f"q{q}", image=f"db{i}",
+                   difficulty="easy", condition=cond, group=0, source="ground_truth")
 
 
-def test_analysis_of_nothing():
-    a = S.analyse([], n_boot=10)
-    assert a["conditions"]["with"]["n"] == 0 and a["conditions"]["with"]["accuracy"] is None
-    assert a["conditions"]["with"]["accuracy_ci"] == [None, None]
-    assert a["paired_pairs"]["p_mcnemar"] == 1.0
-    json.dumps(a, allow_nan=False)
-
-
-@pytest.mark.parametrize(("plus", "minus", "p"), [
-    (8, 1, 2 * (1 + 9) / 2**9),  # 0.0390625
-    (1, 8, 2 * (1 + 9) / 2**9),
-    (10, 0, 2 / 2**10),
-    (3, 3, 1.0),  # 2 * (1+6+15+20)/64 = 1.3125 -> capped at 1
-    (6, 2, 2 * (1 + 8 + 28) / 2**8),  # 0.2890625
-    (0, 0, 1.0),
-])
-def test_sign_test_against_hand_computed_binomial(plus, minus, p):
-    assert math.isclose(S.sign_test(plus, minus), p, rel_tol=0, abs_tol=1e-15)
-
-
-# ---------------------------------------------------------------- the page (AppTest)
-
-@pytest.fixture(scope="module")
-def small_demo(tmp_path_factory):
-    from bench.demo import build_demo
-    return build_demo(tmp_path_factory.mktemp("demo") / "demo", scale="small")
-
-
-def _button(at, label):
-    matches = [b for b in at.button if b.label == label]
-    assert matches, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
-    return matches[0]
-
-
-def test_page_runs_two_trials_and_shows_results(small_demo, tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("BENCH_DEMO_DIR", str(small_demo.root))
-    monkeypatch.setenv("BENCH_STUDY_BUTTONS", "1")  # buttons even with the click component
-    study_dir = tmp_path / "studies"
-    at = AppTest.from_file(str(REPO / "pages" / "study.py"), default_timeout=30)
-    at.run()
-    assert not at.exception, at.exception
-    assert any("synthetic" in m.value.lower() for m in at.caption) or any(
-        "synthetic" in m.value.lower() for m in at.info)
-    at.text_input(key="study_dir").set_value(str(study_dir))
-    at.text_input(key="study_name").set_value("apptest")
-    at.number_input(key="study_n_trials").set_value(4)
-    at.text_input(key="study_participant").set_value("P1")
-    at.run()
-    _button(at, "Start").click()
-    at.run()
-    assert not at.exception, at.exception
-    path = study_dir / "apptest.jsonl"
-    _button(at, "Found it").click()
-    at.run()
-    _button(at, "Can't find it").click()
-    at.run()
-    assert not at.exception, at.exception
-    log = S.read_study(path)
-    assert log.problems == []
-    assert log.design is not None and log.design.n_trials == 4 and len(log.design.pairs) == 4
-    assert [r.answer for r in log.responses] == ["found", "not found"]
-    lines = [ln for ln in path.read_text().splitlines() if '"kind": "response"' in ln]
-    assert len(lines) == 2
-    assert all(r.participant == "P1" and r.rt_s >= 0 for r in log.responses)
-    assert len({r.trial_id for r in log.responses}) == 2
-
-    at.radio(key="study_mode").set_value("Results")
-    at.run()
-    assert not at.exception, at.exception
-    assert len(at.dataframe) >= 1
-    assert os.path.exists(path)
-
-
-def test_page_method_source_records_the_method(small_demo, tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("BENCH_DEMO_DIR", str(small_demo.root))
-    monkeypatch.setenv("BENCH_STUDY_BUTTONS", "1")  # buttons even with the click component
-    at = AppTest.from_file(str(REPO / "pages" / "study.py"), default_timeout=30)
-    at.run()
-    at.text_input(key="study_dir").set_value(str(tmp_path))
-    at.text_input(key="study_name").set_value("method-run")
-    at.selectbox(key="study_source").set_value("local-sp")
-    at.number_input(key="study_n_trials").set_value(2)
-    at.text_input(key="study_participant").set_value("P2")
-    at.run()
-    _button(at, "Start").click()
-    at.run()
-    _button(at, "Found it").click()
-    at.run()
-    _button(at, "Found it").click()
-    at.run()
-    assert not at.exception, at.exception
-    assert at.success and "thank you" in at.success[0].value.lower()
-    log = S.read_study(tmp_path / "method-run.jsonl")
-    assert log.design.source == "method" and log.design.method == "local-sp"
-    assert [(r.source, r.method) for r in log.responses] == [("method", "local-sp")] * 2
-    assert sorted(r.condition for r in log.responses) == ["with", "without"]
-
-
-def test_cli_study_json_and_table(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    path = tmp_path / "s.jsonl"
-    for r in (_resp("A", 0, 1, "with", "found", 2.0, (1, 1), True),
-              _resp("B", 0, 1, "without", "not found", 6.0)):
-        S.append_response(path, r)
-    with open(path, "a") as fh:
-        fh.write("{broken\n")
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-m", "bench", "study", str(path), "--json"],
-                         cwd=root, capture_output=True, text=True)
+def test_legacy_jsonl_round_trip_with_torn_and_hostile_lines(tmp_path):
+    path = L.study_file(tmp_path / "studies", "pilot-1")
+    design = L.StudyDesign(study="pilot-1", dataset="rtiny", source="ground_truth",
+                           n_trials=4, seed=1, created="2025-01-01T00:00:00+00:00")
+    L.append_design(path, design)
+    r1 = L.make_response(_legacy_trial(), study="pilot-1", participant="P1", answer="found",
+                         rt_s=1.25, click=(12.5, 13.0), gt_shapes=[SQUARE])
+    r2 = L.make_response(_legacy_trial(i=2, cond="without"), study="pilot-1",
+                         participant="P1", answer="not found", rt_s=3.5)
+    L.append_response(path, r1)
+    with open(path, "ab") as f:  # a torn write: half a record, no newline
+        f.write(b'{"kind": "response", "study": "pil')
+    L.append_response(path, r2)  # must start on a fresh line and stay intact
+    with open(path, "ab") as f:
+        f.write(b'{"kind": "response", "q": ' + b"5" * 5000 + b"}\n")
+        f.write(json.dumps({**r1.to_json(), "rt_s": 10 ** 400}).encode() + b"\n")
+    log = L.read_study(path)
+    assert log.design == design and log.responses == [r1, r2]
+    assert [p.line for p in log.problems] == [3, 5, 6]
+    assert "not valid JSON" in log.problems[0].why
+    before = path.read_bytes()
+    L.read_study(path)
+    assert path.read_bytes() == before  # reading never changes the file
+    out = _cli("study", str(path), "--json")
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
-    assert d["n_responses"] == 2
-    assert d["conditions"]["with"]["accuracy"] == 1.0
-    assert d["conditions"]["without"]["accuracy"] == 0.0
-    assert "line 3" in d["skipped_lines"][0] and "line 3" in out.stderr
-    table = subprocess.run([sys.executable, "-m", "bench", "study", str(path)], cwd=root,
-                           capture_output=True, text=True)
-    assert table.returncode == 0 and "with annotation" in table.stdout
+    assert d["n_responses"] == 2 and "line 5" in d["skipped_lines"][1]
+
+
+def test_legacy_analysis_and_sign_test():
+    rs = [_resp("A", 0, 1, "with", "found", 2.0, (1, 1), True),
+          _resp("B", 0, 1, "without", "not found", 6.0),
+          _resp("A", 0, 2, "without", "found", 3.0, diff="hard"),
+          _resp("B", 0, 2, "with", "found", 5.0, (9, 9), False, diff="hard")]
+    a = L.analyse(rs, n_boot=200, seed=1)
+    assert a["conditions"]["with"]["accuracy"] == 0.5
+    assert a["paired_participants"]["time"]["p_sign"] == 0.5
+    for plus, minus in ((8, 1), (10, 0), (3, 3), (6, 2), (0, 0)):
+        assert L.sign_test(plus, minus) == pytest.approx(_plain_exact_binomial(plus, minus))

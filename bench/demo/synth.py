@@ -226,9 +226,6 @@ class Placement:
     factors: tuple[str, ...] = field(default=())
 
 
-HARD_FACTORS = ("small", "rotation", "tilt", "occlusion", "light", "frame", "zoom")
-
-
 @dataclass
 class _Params:
     size: float

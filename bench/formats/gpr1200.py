@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -10,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.errors import HOSTILE_ERRORS, BenchError, describe
+from bench.formats.files import is_regular_file, parse_json, read_bytes, read_text
 from bench.formats.safe_pickle import load_npy
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-_NAME = re.compile(r"^(\d+)_(.+)$")
+# at most 9 digits: a 5,000-digit category would overflow int() (Python's 4,300-digit limit)
+_NAME = re.compile(r"^(\d{1,9})_(.+)$")
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,7 +41,8 @@ def _category(name: str, where) -> int:
     m = _NAME.match(Path(name).name)
     if not m:
         raise BenchError("badly named image", where,
-                         f"{name!r} is not '<category>_<name>.jpg' (category an integer)")
+                         f"{describe(name, 120)} is not '<category>_<name>.jpg' (category an "
+                         "integer of at most 9 digits)")
     return int(m.group(1))
 
 
@@ -48,12 +50,15 @@ def load_category_text(folder: Path) -> dict[int, str]:
     """``GPR1200_categoryNumber_to_text.json`` beside or above the images, when present."""
     for cand in (folder / "GPR1200_categoryNumber_to_text.json",
                  folder.parent / "GPR1200_categoryNumber_to_text.json"):
-        if cand.is_file():
+        if is_regular_file(cand):
             try:
-                raw = json.loads(cand.read_text(encoding="utf-8"))
-                return {int(k): str(v) for k, v in raw.items()}
-            except (ValueError, OSError, AttributeError):
-                return {}
+                raw = parse_json(read_bytes(cand, "category names", "text"), cand,
+                                 "category names")
+                return {int(k): v for k, v in raw.items()
+                        if isinstance(k, str) and k.isascii() and k.isdigit() and len(k) <= 9
+                        and isinstance(v, str)}
+            except (BenchError, AttributeError, *HOSTILE_ERRORS):
+                return {}  # optional: the names are decoration only
     return {}
 
 
@@ -68,12 +73,7 @@ def load_gpr_images(folder: str | os.PathLike, order_file: str | os.PathLike | N
     """
     folder = Path(folder)
     if order_file is not None:
-        try:
-            lines = Path(order_file).read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise BenchError("missing order file", order_file, "no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BenchError("unreadable order file", order_file, str(exc)) from None
+        lines = read_text(order_file, "order file").splitlines()
         names = [ln.strip() for ln in lines if ln.strip()]
         if not names:
             raise BenchError("empty order file", order_file, "no image names listed")
@@ -88,7 +88,12 @@ def load_gpr_images(folder: str | os.PathLike, order_file: str | os.PathLike | N
     if not folder.is_dir():
         raise BenchError("missing images folder", folder,
                          "no such folder; pass the GPR1200 'images' folder")
-    files = [p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS]
+    try:  # regular files only (following links): a folder named 0_a.jpg is no image
+        with os.scandir(folder) as it:
+            files = [e.name for e in it
+                     if Path(e.name).suffix.lower() in IMAGE_EXTS and _is_file(e)]
+    except OSError as exc:
+        raise BenchError("unreadable images folder", folder, exc.strerror or str(exc)) from None
     if not files:
         raise BenchError("empty images folder", folder, "no .jpg/.png images found")
     keyed = sorted((_category(n, folder), n) for n in files)
@@ -97,10 +102,17 @@ def load_gpr_images(folder: str | os.PathLike, order_file: str | os.PathLike | N
                      category_text=load_category_text(folder))
 
 
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
 def _rows_per_image(path: str | os.PathLike, n: int, what: str, cols: str, rows: str
                     ) -> np.ndarray:
     """A numeric 2-D ``.npy`` with one row per image (shared checks of the two inputs)."""
-    arr = load_npy(path, what=f"{what} file")
+    arr = load_npy(path, what=f"{what} file", mmap=True)
     if not isinstance(arr, np.ndarray) or arr.dtype == object:
         raise BenchError(f"wrong {what} file", path, f"expected a numeric (n, {cols}) array")
     if arr.ndim != 2:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.errors import HOSTILE_ERRORS, BenchError, describe
 from bench.formats.safe_pickle import load_npy, load_pickle
 
 
@@ -53,40 +53,106 @@ def dataset_short_name(name: str) -> str:
 
 
 def _index_array(value, path, q: int, key: str, n_db: int) -> np.ndarray:
-    try:
-        arr = np.asarray(value if value is not None else [], dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
+    """``gnd[q][key]`` as int64 database indices: a list, tuple or integer array of
+    integers (integral floats are accepted, as numpy writes them); a string, a bool, a
+    nested list or anything else is an error naming the file and the query."""
+    where = f"gnd[{q}]['{key}']"
+    if value is None:
+        return np.zeros(0, dtype=np.int64)
+    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+        value = [value]
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iuf" or value.ndim > 1:
+            raise BenchError("malformed ground truth", path,
+                             f"{where} is a {value.dtype} array of shape {value.shape}, "
+                             "expected a list of integer indices")
+        arr = value.reshape(-1)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            ok = (isinstance(v, int | np.integer | float | np.floating)
+                  and not isinstance(v, bool | np.bool_))
+            if not ok:
+                raise BenchError("malformed ground truth", path,
+                                 f"{where} holds {describe(v)}; expected integer indices")
+        try:
+            arr = np.asarray(value, dtype=np.float64 if any(
+                isinstance(v, float | np.floating) for v in value) else np.int64).reshape(-1)
+        except (OverflowError, ValueError, TypeError):
+            raise BenchError("index out of range", path,
+                             f"{where} holds an index beyond 64-bit integers") from None
+    else:
         raise BenchError("malformed ground truth", path,
-                         f"gnd[{q}]['{key}'] is not a list of integers") from None
-    if arr.size and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
-        raise BenchError("malformed ground truth", path,
-                         f"gnd[{q}]['{key}'] holds non-integer values")
+                         f"{where} is {describe(value)}, expected a list of integer indices")
+    if arr.dtype.kind == "f":
+        if arr.size and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
+            raise BenchError("malformed ground truth", path, f"{where} holds non-integer values")
+        if arr.size and np.abs(arr).max() >= 2.0**62:
+            raise BenchError("index out of range", path, f"{where} holds an index beyond 2^62")
     out = arr.astype(np.int64)
     if out.size and (out.min() < 0 or out.max() >= n_db):
         raise BenchError("index out of range", path,
-                         f"gnd[{q}]['{key}'] has index {int(out.max() if out.max() >= n_db else out.min())}"
+                         f"{where} has index {int(out.max() if out.max() >= n_db else out.min())}"
                          f" outside 0..{n_db - 1} (imlist has {n_db} names)")
     return out
+
+
+def _names(value, path, key: str) -> list[str]:
+    """``imlist`` / ``qimlist``: image names (str, or bytes decoded as latin-1)."""
+    if not isinstance(value, list | tuple | np.ndarray) or isinstance(value, str):
+        raise BenchError("malformed ground truth", path,
+                         f"{key} is {describe(value)}, expected a list of image names")
+    if isinstance(value, np.ndarray) and (value.ndim != 1 or value.dtype.kind not in "USO"):
+        raise BenchError("malformed ground truth", path,
+                         f"{key} is a {value.dtype} array of shape {value.shape}, "
+                         "expected a list of image names")
+    out = []
+    for k, s in enumerate(value):
+        if isinstance(s, bytes):
+            s = s.decode("latin1")
+        if not isinstance(s, str):
+            raise BenchError("malformed ground truth", path,
+                             f"{key}[{k}] is {describe(s)}, expected an image name")
+        out.append(s.strip())
+    return out
+
+
+def _bbx(b) -> tuple[float, float, float, float] | None:
+    if b is None:
+        return None
+    try:
+        bb = np.asarray(b, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if bb.size < 4 or not np.all(np.isfinite(bb[:4])):
+        return None
+    return tuple(float(v) for v in bb[:4])
 
 
 def load_gnd(path: str | os.PathLike) -> Gnd:
     """Read ``gnd_<dataset>.pkl``: a dict with ``imlist``, ``qimlist`` and ``gnd``."""
     path = Path(path)
     obj = load_pickle(path, what="ground-truth pickle")
+    try:
+        return _gnd_from(obj, path)
+    except BenchError:
+        raise
+    except HOSTILE_ERRORS as exc:  # last resort: nothing a pickle holds may escape
+        raise BenchError("malformed ground truth", path,
+                         f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _gnd_from(obj, path: Path) -> Gnd:
     if not isinstance(obj, dict) or not {"imlist", "qimlist", "gnd"} <= set(obj):
-        keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        keys = (sorted(describe(k) for k in obj)[:10] if isinstance(obj, dict)
+                else describe(obj))
         raise BenchError("malformed ground truth", path,
                          f"expected a dict with imlist, qimlist and gnd; found {keys}")
-    for key in ("imlist", "qimlist"):
-        if not isinstance(obj[key], list | tuple | np.ndarray) or isinstance(obj[key], str):
-            raise BenchError("malformed ground truth", path,
-                             f"{key} is {type(obj[key]).__name__}, expected a list of image names")
-    imlist = [str(s).strip() for s in obj["imlist"]]
-    qimlist = [str(s).strip() for s in obj["qimlist"]]
+    imlist = _names(obj["imlist"], path, "imlist")
+    qimlist = _names(obj["qimlist"], path, "qimlist")
     gnd = obj["gnd"]
     if not isinstance(gnd, list | tuple):
         raise BenchError("malformed ground truth", path,
-                         f"gnd is {type(gnd).__name__}, expected a list with one dict per query")
+                         f"gnd is {describe(gnd)}, expected a list with one dict per query")
     if len(gnd) != len(qimlist):
         raise BenchError("malformed ground truth", path,
                          f"gnd has {len(gnd)} entries but qimlist has {len(qimlist)} queries")
@@ -97,13 +163,7 @@ def load_gnd(path: str | os.PathLike) -> Gnd:
         easy.append(_index_array(g.get("easy"), path, q, "easy", len(imlist)))
         hard.append(_index_array(g.get("hard"), path, q, "hard", len(imlist)))
         junk.append(_index_array(g.get("junk"), path, q, "junk", len(imlist)))
-        b = g.get("bbx")
-        try:
-            bb = np.asarray(b, dtype=np.float64).reshape(-1) if b is not None else None
-        except (TypeError, ValueError):
-            bb = None
-        bbx.append(tuple(float(v) for v in bb[:4]) if bb is not None and bb.size >= 4
-                   and np.all(np.isfinite(bb[:4])) else None)
+        bbx.append(_bbx(g.get("bbx")))
     name = path.stem[4:] if path.stem.startswith("gnd_") else path.stem
     return Gnd(path=path, name=name, imlist=imlist, qimlist=qimlist,
                easy=easy, hard=hard, junk=junk, bbx=bbx)

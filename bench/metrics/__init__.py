@@ -1,9 +1,15 @@
-"""Metrics: pure functions, arrays in, numbers out. Protocol is a parameter, not a copy."""
+"""Metrics: pure functions, arrays in, numbers out. Protocol is a parameter, not a copy.
 
-PROTOCOLS = ("official", "strict")
+The protocol (official / strict, or any :class:`bench.protocol.Protocol`) and the
+shared constants live in :mod:`bench.protocol` (docs/PROTOCOLS.md §4).
+"""
+
+from bench.protocol import PROTOCOLS, Protocol, ProtocolLike
 
 
-def check_protocol(protocol: str) -> str:
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    return protocol
+def check_protocol(protocol: ProtocolLike) -> Protocol:
+    """The :class:`Protocol` for a preset name or object; ValueError otherwise."""
+    return Protocol.of(protocol)
+
+
+__all__ = ["PROTOCOLS", "Protocol", "check_protocol"]

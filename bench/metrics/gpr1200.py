@@ -1,11 +1,20 @@
-"""GPR1200 mAP over the full ranking and its six subsets (PROTOCOLS §3).
+"""GPR1200 mAP over the full ranking and its six subsets (docs/PROTOCOLS.md §3).
 
-Embeddings mode never sorts a whole row: a positive's 0-based position is the number of
-images ranked before it (higher similarity, or equal similarity and lower index), so
-per block of queries we (1) take the block's similarities (the BLAS product, the floor),
-(2) keep only images at least as similar as the query's least similar positive, and
-(3) count, for each positive, the candidates ranked before it. The cost above the product
-is one comparison pass plus work proportional to the number of candidates.
+Scores are float64 and ties are broken by index, deterministically:
+
+- the embeddings are scaled by powers of two (exact) before any product, per row for
+  cosine, so no norm or product overflows whatever their magnitude (``x * 1e20`` in
+  float32 gives the same mAP as ``x``); a non-finite value, or an all-zero row under
+  cosine, is a :class:`~bench.errors.BenchError` naming the row;
+- identical database rows are scored once and share that score, so exact duplicates
+  always tie (a BLAS product may otherwise give two identical columns results one ulp
+  apart, depending on where they fall in its tiles).
+
+Embeddings mode never sorts a whole row. Per block of queries: (1) the block's scores
+(one BLAS product, the floor); (2) one pass keeps, in each row, the images at least as
+similar as the row's least similar positive (the only ones that can rank before a
+positive); (3) rows are grouped by how many they kept, and for each positive p of score
+v its 0-based position is counted among the kept ones: #{s > v} + #{s == v, j < p}.
 """
 
 from __future__ import annotations
@@ -17,10 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-METRICS = ("cosine", "dot", "l2")
+from bench.errors import BenchError
+from bench.protocol import METRICS
+
 SUBSETS = ("landmarks", "inat", "sketch", "instre", "sop", "faces")
 GPR_SIZE = 12_000
-_BLOCK = 512
+_BLOCK = 256  # query rows per product (a reused (256, n) float64 buffer: 24.6 MB at n = 12,000)
+_TASK = 64  # rows per counting task (threads share a block's tasks): 0.8 MB of comparisons
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,75 +45,180 @@ class GprResult:
 
 def subset_assignment(categories: np.ndarray) -> np.ndarray:
     """Subset index of each image: blocks of 2,000 by position for the real 12,000 images,
-    else six equal contiguous blocks of categories (in order of first appearance)."""
+    else six contiguous blocks of categories (in order of first appearance, which is
+    the integer order in evaluation order): with C categories, block b holds categories
+    ``floor(b C / 6) .. floor((b + 1) C / 6) - 1`` (docs/PROTOCOLS.md §3)."""
     n = categories.size
     if n == GPR_SIZE:
         return np.arange(n) // (GPR_SIZE // len(SUBSETS))
     _, first = np.unique(categories, return_index=True)
     order = categories[np.sort(first)]  # categories in file order
-    block_of_cat = np.empty(order.size, dtype=np.int64)
-    for b, chunk in enumerate(np.array_split(np.arange(order.size), len(SUBSETS))):
-        block_of_cat[chunk] = b
+    n_cat, n_sub = order.size, len(SUBSETS)
+    block_of_cat = np.empty(n_cat, dtype=np.int64)
+    for b in range(n_sub):
+        block_of_cat[b * n_cat // n_sub:(b + 1) * n_cat // n_sub] = b
     lookup = dict(zip(order.tolist(), block_of_cat.tolist(), strict=True))
     return np.array([lookup[c] for c in categories.tolist()], dtype=np.int64)
 
 
-def prepare(embeddings: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Return (X, col_offset) such that similarity(q, j) = X[q] @ X[j] + col_offset[j].
+# ---------------------------------------------------------------- scores
 
-    cosine: L2-normalised rows; dot: rows as given; l2: x_q.x_j - ||x_j||^2 / 2, which is
-    -||x_q - x_j||^2 / 2 up to a per-row constant (so the ranking within a row is unchanged).
+
+@dataclass(frozen=True, eq=False)
+class Scores:
+    """Ranking scores, float64: ``score(q, j) = queries[q] @ db[col[j]] + offset[col[j]]``
+    (``col`` = *inverse*, or the identity when None).
+
+    Within a query's row the scores order the images exactly as the metric does
+    (cosine: higher first; dot: higher first; l2: nearer first); their values are
+    scaled and are not the similarities themselves (see :func:`neighbours` for those).
+    """
+
+    queries: np.ndarray  # (n, d)
+    db: np.ndarray  # (m, d) distinct database rows, m <= n
+    offset: np.ndarray | None  # (m,) or None
+    inverse: np.ndarray | None  # (n,) row of db of each image, None when m == n
+
+    @property
+    def n(self) -> int:
+        return self.queries.shape[0]
+
+    def block(self, rows: slice, out: np.ndarray | None = None) -> np.ndarray:
+        """Scores of the query rows *rows* against all n images, shape (len(rows), n)."""
+        q = self.queries[rows]
+        if self.inverse is None:
+            s = np.matmul(q, self.db.T, out=None if out is None else out[:q.shape[0]])
+            if self.offset is not None:
+                s += self.offset[None, :]
+            return s
+        s = q @ self.db.T
+        if self.offset is not None:
+            s += self.offset[None, :]
+        return np.take(s, self.inverse, axis=1,
+                       out=None if out is None else out[:q.shape[0]])
+
+
+def _pow2_exponent(m: np.ndarray) -> np.ndarray:
+    """e with ``m * 2**-e`` in [0.5, 1) (0 where m == 0): exact rescaling exponents."""
+    return np.frexp(m)[1]
+
+
+def _row_name(r: int, input_rows: np.ndarray | None) -> str:
+    if input_rows is None:
+        return f"row {r}"
+    return f"row {int(input_rows[r])} (image {r} in evaluation order)"
+
+
+def prepare(embeddings: np.ndarray, metric: str, *, path: object = None,
+            input_rows: np.ndarray | None = None) -> Scores:
+    """Validate *embeddings* ``(n, d)`` and return float64 ranking :class:`Scores`.
+
+    cosine: every row scaled by a power of two to a largest entry in [0.5, 1), then
+    normalised (its norm is in [0.5, sqrt(d)): no overflow, no underflow); dot: query
+    rows scaled the same way (a positive factor per row leaves that row's ranking
+    unchanged), database rows by one common power of two; l2: all rows by one common
+    power of two, score ``x_q.x_j - |x_j|^2 / 2`` (= ``-|x_q - x_j|^2 / 2`` up to a
+    per-row constant).
+
+    Raises :class:`BenchError` naming the row (*input_rows* maps evaluation order to the
+    file's rows, for the message) for a non-finite value, and for an all-zero row under
+    cosine (its cosine similarity is undefined).
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    x = embeddings
+    x = np.asarray(embeddings)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise BenchError("wrong array shape", path, f"embeddings must be (n, d); got {x.shape}")
+    x = x.astype(np.float64)  # a copy: never modify the caller's array
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        r = int(np.flatnonzero(~finite)[0])
+        raise BenchError("non-finite values", path, f"{_row_name(r, input_rows)} holds NaN or inf")
+    row_max = np.abs(x).max(axis=1) if x.shape[1] else np.zeros(x.shape[0])
+    row_exp = _pow2_exponent(row_max)
+    x += 0.0  # -0.0 -> +0.0: equal vectors have equal bytes (see _dedupe)
     if metric == "cosine":
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        return x / np.where(norms == 0, 1, norms).astype(x.dtype), None
+        if not (row_max > 0).all():
+            r = int(np.flatnonzero(row_max == 0)[0])
+            raise BenchError("zero embedding", path,
+                             f"{_row_name(r, input_rows)} is all zeros: its cosine similarity "
+                             "to any image is undefined (use --metric dot or l2, or drop that "
+                             "image)")
+        u = np.ldexp(x, -row_exp[:, None])
+        u /= np.sqrt(np.einsum("ij,ij->i", u, u))[:, None]
+        db, inverse = _dedupe(u)
+        return Scores(queries=u, db=db, offset=None, inverse=inverse)
+    common = int(_pow2_exponent(np.array(row_max.max())))
+    y = np.ldexp(x, -common)
     if metric == "dot":
-        return x, None
-    return x, -0.5 * np.einsum("ij,ij->i", x, x)
+        db, inverse = _dedupe(y)
+        return Scores(queries=np.ldexp(x, -row_exp[:, None]), db=db, offset=None,
+                      inverse=inverse)
+    db, inverse = _dedupe(y)
+    return Scores(queries=y, db=db, offset=-0.5 * np.einsum("ij,ij->i", db, db),
+                  inverse=inverse)
 
 
-def similarities(x: np.ndarray, offset: np.ndarray | None, rows: slice | np.ndarray) -> np.ndarray:
-    s = x[rows] @ x.T
-    if offset is not None:
-        s += offset.astype(s.dtype)[None, :]
-    return s
+def _dedupe(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(distinct rows, inverse) when some rows are identical, else (rows, None)."""
+    if rows.shape[0] < 2:
+        return rows, None
+    uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
+    if uniq.shape[0] == rows.shape[0]:
+        return rows, None
+    return uniq, inverse.reshape(-1).astype(np.intp)
 
 
-def _row_count(mask: np.ndarray) -> np.ndarray:
-    """Number of True per row: a uint8 sum into int32 (about 3x faster than
-    ``count_nonzero(axis=1)``, which accumulates in int64)."""
-    return np.add.reduce(mask.view(np.uint8), axis=1, dtype=np.int32)
+# ---------------------------------------------------------------- positions and AP
 
 
-def positive_positions(sims: np.ndarray, pos_idx: np.ndarray) -> np.ndarray:
+def _count_true(mask: np.ndarray) -> np.ndarray:
+    """Number of True along the last axis, as int32: a popcount of 8 booleans at a time
+    when the rows are a multiple of 8 bytes (several times faster than
+    ``count_nonzero(axis=-1)``, which accumulates in int64), else a uint8 sum."""
+    if mask.shape[-1] % 8 == 0 and mask.flags.c_contiguous:
+        return np.add.reduce(np.bitwise_count(mask.view(np.uint64)), axis=-1, dtype=np.int32)
+    return np.add.reduce(mask.view(np.uint8), axis=-1, dtype=np.int32)
+
+
+def positive_positions(sims: np.ndarray, pos_idx: np.ndarray, *,
+                       exact: np.ndarray | None = None) -> np.ndarray:
     """0-based positions of each row's positives in that row's ranking (ties by index).
 
-    sims (B, n); pos_idx (B, K) indices of the positives, -1 for padding. Returns (B, K)
-    int64 positions (padding = n). The position of positive p with similarity t is
-    #{j : s_j > t} + #{j < p : s_j == t}: two dense comparison passes per positive into
-    one reused buffer, no sort; the second term is looked at only in the rare rows with
-    an exact tie besides the positive itself.
+    sims (B, n) scores, higher first; pos_idx (B, K) column indices of each row's
+    positives, -1 for padding. Returns (B, K) int64 positions (padding = n).
+
+    The position of positive p with score v is #{j : s_j > v} + #{j < p : s_j == v}:
+    two comparison passes per positive, no sort. *exact*, when given, holds the same
+    scores at a higher precision (*sims* is then its rounding, e.g. float64 scores
+    rounded to float32 to halve the memory traffic): rounding keeps the order, so where
+    no other score rounds to v the counts on *sims* are exact, and the rare positives
+    with such a near tie are counted again on *exact*. Columns beyond ``pos_idx``'s
+    range (padding added to make rows a multiple of 8) must hold -inf.
     """
     b, n = sims.shape
     valid = pos_idx >= 0
     safe = np.where(valid, pos_idx, 0)
     pv = np.take_along_axis(sims, safe, axis=1)
-    out = np.empty(pos_idx.shape, dtype=np.int64)
+    gt = np.empty(pos_idx.shape, dtype=np.int64)
+    eq = np.empty(pos_idx.shape, dtype=np.int32)
     buf = np.empty(sims.shape, dtype=bool)
     for k in range(pos_idx.shape[1]):
         t = pv[:, k:k + 1]
         np.greater(sims, t, out=buf)
-        out[:, k] = _row_count(buf)
+        gt[:, k] = _count_true(buf)
         np.equal(sims, t, out=buf)
-        eq = _row_count(buf)
-        for r in np.flatnonzero((eq > 1) & valid[:, k]).tolist():  # exact ties: rare
-            p = int(safe[r, k])
-            out[r, k] += int(np.count_nonzero(sims[r, :p] == t[r, 0]))
-    out[~valid] = n
-    return out
+        eq[:, k] = _count_true(buf)
+    ref = sims if exact is None else exact
+    for r, k in zip(*np.nonzero((eq > 1) & valid), strict=True):  # (near) ties: rare
+        p = int(safe[r, k])
+        row = ref[r]
+        v = row[p]
+        if exact is not None:
+            gt[r, k] = int(np.count_nonzero(row > v))
+        gt[r, k] += int(np.count_nonzero(row[:p] == v))
+    gt[~valid] = n
+    return gt
 
 
 def _ap_from_positions(positions: np.ndarray, n_pos: np.ndarray) -> np.ndarray:
@@ -127,31 +244,43 @@ def _positives_table(categories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return members[gid], counts[gid]
 
 
-def ap_embeddings(embeddings: np.ndarray, categories: np.ndarray, *, metric: str = "cosine",
-                  block: int = _BLOCK, workers: int | None = None) -> np.ndarray:
+def ap_embeddings(embeddings: np.ndarray | Scores, categories: np.ndarray, *,
+                  metric: str = "cosine", block: int = _BLOCK, workers: int | None = None,
+                  path: object = None, input_rows: np.ndarray | None = None) -> np.ndarray:
     """Per-image AP, every image querying all n images (itself included).
 
-    Blocks of queries: one BLAS product each (multi-threaded by BLAS), then the counting
-    passes of :func:`positive_positions` split over *workers* threads (numpy releases the
-    GIL in comparisons and reductions), so both cores work in both phases.
+    Blocks of queries: one float64 BLAS product each (multi-threaded by BLAS) into a
+    reused buffer, rounded to float32 for the counting of :func:`positive_positions`
+    (exact: near ties are counted again in float64), split over *workers* threads
+    (numpy releases the GIL in comparisons and reductions), so both cores work in both
+    phases. *path* and *input_rows* name the file and its rows in error messages.
     """
-    x, off = prepare(embeddings, metric)
+    sc = embeddings if isinstance(embeddings, Scores) else prepare(
+        embeddings, metric, path=path, input_rows=input_rows)
     pos_idx, n_pos = _positives_table(categories)
     n = categories.size
+    if sc.n != n:
+        raise ValueError(f"{sc.n} embeddings for {n} categories")
     ap = np.empty(n, dtype=np.float64)
     workers = workers or min(4, os.cpu_count() or 1)
-    step = 128  # rows per task: a 1.5 MB comparison buffer at n = 12,000 (stays in cache)
+    rows = min(block, n)
+    width = -(-n // 8) * 8  # float32 rows padded to whole 8-byte words (popcount)
+    buf64 = np.empty((rows, n), dtype=np.float64)
+    buf32 = np.full((rows, width), -np.inf, dtype=np.float32)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for s in range(0, n, block):
             e = min(s + block, n)
-            sims = similarities(x, off, slice(s, e))
+            exact = sc.block(slice(s, e), out=buf64)
+            near = buf32[:e - s]
+            near[:, :n] = exact  # rounded to float32: half the traffic of the counting
 
-            def work(r0: int, sims=sims, s=s, e=e) -> None:
-                r1 = min(r0 + step, e - s)
-                positions = positive_positions(sims[r0:r1], pos_idx[s + r0:s + r1])
+            def work(r0: int, exact=exact, near=near, s=s, e=e) -> None:
+                r1 = min(r0 + _TASK, e - s)
+                positions = positive_positions(near[r0:r1], pos_idx[s + r0:s + r1],
+                                               exact=exact[r0:r1])
                 ap[s + r0:s + r1] = _ap_from_positions(positions, n_pos[s + r0:s + r1])
 
-            list(pool.map(work, range(0, e - s, step)))
+            list(pool.map(work, range(0, e - s, _TASK)))
     return ap
 
 
@@ -165,13 +294,21 @@ def ap_indices(indices: np.ndarray, categories: np.ndarray) -> np.ndarray:
 
 
 def evaluate_gpr1200(categories: np.ndarray, *, embeddings: np.ndarray | None = None,
-                     metric: str = "cosine", indices: np.ndarray | None = None) -> GprResult:
-    """mAP and the six subset mAPs (PROTOCOLS §3). Give *embeddings* or *indices*."""
+                     metric: str = "cosine", indices: np.ndarray | None = None,
+                     path: object = None, input_rows: np.ndarray | None = None
+                     ) -> GprResult:
+    """mAP and the six subset mAPs (docs/PROTOCOLS.md §3). Give *embeddings* or *indices*.
+
+    *path* (the embeddings file) and *input_rows* (the file row of each image in
+    evaluation order, when an order file rearranged them) only name the culprit in a
+    :class:`BenchError` (non-finite value, all-zero row under cosine).
+    """
     categories = np.asarray(categories, dtype=np.int64)
     if (embeddings is None) == (indices is None):
         raise ValueError("give exactly one of embeddings or indices")
     if embeddings is not None:
-        ap = ap_embeddings(embeddings, categories, metric=metric)
+        ap = ap_embeddings(embeddings, categories, metric=metric, path=path,
+                           input_rows=input_rows)
     else:
         ap = ap_indices(indices, categories)
     sub = subset_assignment(categories)
@@ -180,14 +317,33 @@ def evaluate_gpr1200(categories: np.ndarray, *, embeddings: np.ndarray | None = 
     return GprResult(ap=ap, mAP=float(ap.mean()), subsets=subsets, subset_of=sub)
 
 
-def neighbours(embeddings: np.ndarray, q: int, k: int, *, metric: str = "cosine"
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (indices, similarity) of image q, best first, ties by index (for browsing)."""
-    x, off = prepare(embeddings, metric)
-    s = similarities(x, off, slice(q, q + 1))[0]
+def neighbours(embeddings: np.ndarray, q: int, k: int, *, metric: str = "cosine",
+               scores: Scores | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (indices, similarity) of image q, best first, ties by index (for browsing).
+
+    The order is the metric's (:func:`prepare`'s scores); the similarity returned is in
+    the embeddings' own units, in float64: cosine, the dot product, or for l2
+    ``x_q.x_j - |x_j|^2 / 2`` (``-|x_q - x_j|^2 / 2`` up to a constant of the row).
+    Give *scores* (from :func:`prepare`) to skip preparing the embeddings again.
+    """
+    sc = scores if scores is not None else prepare(embeddings, metric)
+    s = sc.block(slice(q, q + 1))[0]
     k = min(k, s.size)
     part = np.argpartition(-s, k - 1)[:k] if k < s.size else np.arange(s.size)
     thr = s[part].min()
     cand = np.flatnonzero(s >= thr)
     order = cand[np.lexsort((cand, -s[cand]))][:k]
-    return order, s[order]
+    if metric == "cosine":  # the normalised rows: no overflow whatever the magnitudes
+        return order, sc.queries[order] @ sc.queries[q]
+    x = np.asarray(embeddings, dtype=np.float64)
+    xq, xo = x[q], x[order]
+    if metric == "dot":
+        sims = xo @ xq
+    else:
+        sims = xo @ xq - 0.5 * np.einsum("ij,ij->i", xo, xo)
+    return order, sims
+
+
+__all__ = ["GPR_SIZE", "METRICS", "SUBSETS", "GprResult", "Scores", "ap_embeddings",
+           "ap_indices", "evaluate_gpr1200", "neighbours", "positive_positions", "prepare",
+           "subset_assignment"]

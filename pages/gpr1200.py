@@ -9,37 +9,34 @@ import streamlit as st
 from bench import inspect as bi
 from bench import render, thumbs
 from bench.metrics.gpr1200 import SUBSETS
-from pages import _common as ui
+from ui import context, deferred, loaders, routing, state, views, widgets
+from ui.format import pct
 
-ui.page_setup()
+routing.ensure_routed()
 
 N_COLS = 5
 
-c = ui.ctx()
 st.title("GPR1200")
-if c.gpr is None:
-    st.info(c.gpr_error or "Choose **GPR1200 folder** (or the demo) as the data source in the "
-            "sidebar: the images folder and an embeddings or indices file.")
-    st.stop()
-ui.synthetic_note()
+spec = context.require_gpr()
+context.synthetic_note()
 
-with st.spinner("Evaluating GPR1200…"), ui.guard(ui.FIX_FILES):
-    inputs = ui.gpr_inputs(c.gpr)
-    res = ui.gpr_result(c.gpr)
+with st.spinner("Evaluating GPR1200…"), context.guard(context.FIX_FILES):
+    inputs = loaders.gpr_inputs(spec)
+    res = loaders.gpr_result(spec)
 imgs = inputs.images
 cats = imgs.categories
 
-ui.gpr_summary(c.gpr, title="Summary")
+views.gpr_summary(spec, title="Summary")
 fig = go.Figure(go.Bar(x=list(SUBSETS), y=[100 * res.subsets[s] for s in SUBSETS],
-                       text=[ui.pct(res.subsets[s]) for s in SUBSETS], textposition="outside",
+                       text=[pct(res.subsets[s]) for s in SUBSETS], textposition="outside",
                        marker_color="#1f6feb"))
 fig.add_hline(y=100 * res.mAP, line_dash="dot")
-fig.update_layout(title=f"mAP per subset · dotted: mAP {ui.pct(res.mAP)}", yaxis_title="mAP (%)", yaxis_range=[0, 105],
+fig.update_layout(title=f"mAP per subset · dotted: mAP {pct(res.mAP)}", yaxis_title="mAP (%)", yaxis_range=[0, 105],
                   height=300, margin=dict(l=10, r=10, t=40, b=10))
 
 left, right = st.columns([3, 2])
 with left:
-    if ui.charts_now():
+    if deferred.charts_now():
         st.plotly_chart(fig, width="stretch", key="subset_bars")
     else:
         st.caption(":material/hourglass_top: Loading chart…")
@@ -47,20 +44,20 @@ with right:
     st.markdown("**Worst categories**")
     worst = bi.worst_categories(imgs, res, 10)
     st.table([{"category": bi.category_label(imgs, r.category), "subset": r.subset,
-               "mean AP": ui.pct(r.mean_ap), "min AP": ui.pct(r.min_ap)} for r in worst],
+               "mean AP": pct(r.mean_ap), "min AP": pct(r.min_ap)} for r in worst],
              hide_index=True)
 
 # ---------------------------------------------------------------- one query
 st.subheader("Query")
-gq = min(max(int(ui.get("gq")), 0), imgs.n - 1)
-ui.put("gq", gq)
+gq = min(max(int(state.get("gq")), 0), imgs.n - 1)
+state.put("gq", gq)
 cat_list = np.unique(cats).tolist()
 members = {cc: np.flatnonzero(cats == cc).tolist() for cc in (int(cats[gq]),)}
 
 
 def _cat_changed() -> None:
     cat = st.session_state["w_gcat"]
-    ui.put("gq", int(np.flatnonzero(cats == cat)[0]))
+    state.put("gq", int(np.flatnonzero(cats == cat)[0]))
 
 
 row = st.columns([3, 3, 2], vertical_alignment="bottom")
@@ -69,10 +66,10 @@ row[0].selectbox("Category", cat_list, key="w_gcat", on_change=_cat_changed,
                  format_func=lambda cc: bi.category_label(imgs, cc))
 same = members[int(cats[gq])]
 with row[1]:
-    gq = ui.select("Image", same, "gq",
-                   format_func=lambda j: f"{imgs.names[j]}  (AP {ui.pct(res.ap[j])})")
+    gq = widgets.select("Image", same, "gq",
+                   format_func=lambda j: f"{imgs.names[j]}  (AP {pct(res.ap[j])})")
 with row[2]:
-    k = ui.slider("Top k", 5, 50, "gk", step=5)
+    k = widgets.slider("Top k", 5, 50, "gk", step=5)
 
 idx, scores, same_flags = bi.gpr_neighbours(inputs, gq, k)
 left, right = st.columns([1, 3])
@@ -82,14 +79,14 @@ with left:
              caption=imgs.names[gq], width="stretch")
 with right:
     m1, m2, m3 = st.columns(3)
-    m1.metric("AP of this image", ui.pct(res.ap[gq]))
+    m1.metric("AP of this image", pct(res.ap[gq]))
     cat_row = next(r for r in bi.category_rows(imgs, res) if r.category == int(cats[gq]))
-    m2.metric("Category mean AP", ui.pct(cat_row.mean_ap))
+    m2.metric("Category mean AP", pct(cat_row.mean_ap))
     m3.metric(f"Same category in top {k}", f"{int(same_flags.sum())} of {len(same)}")
     st.caption(f"Category {bi.category_label(imgs, int(cats[gq]))} · subset "
                f"{SUBSETS[int(res.subset_of[gq])]}. The image itself is a positive and "
                "normally comes first.")
-    ui.legend([("same category", render.SAME_COLOR), ("other category", render.OTHER_COLOR)])
+    widgets.legend([("same category", render.SAME_COLOR), ("other category", render.OTHER_COLOR)])
 
 score_name = {"cosine": "cos", "dot": "dot", "l2": "dist"}.get(inputs.metric, "")
 cols = st.columns(N_COLS)

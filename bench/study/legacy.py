@@ -1,44 +1,20 @@
-"""A user study of pixel-level results: can a person find the query object in a retrieved
-database image faster and more reliably when the region is drawn on it?
+"""The first study format (two conditions, "with" / "without" annotation), kept only so
+that the current ``pages/study.py`` and study files written by it keep working until the
+page is rewritten on :mod:`bench.study.design`, :mod:`bench.study.store` and
+:mod:`bench.study.stats` (docs/PROTOCOLS.md §7). New code must not use this module;
+delete it with the old page.
 
-After the user study of the PROxford / PRParis paper (ICCV 2023, "Towards Content-based
-Pixel Retrieval in Revisited Oxford and Paris"). Pure Python + numpy; no Streamlit.
-
-Design (:func:`make_trials`)
-    ``n_trials`` positive pairs (query q, database image i; easy and hard, PROTOCOLS §1)
-    are sampled and split into two halves H0, H1 balanced in difficulty. Every pair
-    appears twice in the study: participants of group 0 see H0 *with* the annotation and
-    H1 *without*; group 1 the other way round (a 2 x 2 Latin square). So each participant
-    does ``n_trials`` trials, half in each condition, and never sees a pair twice; two
-    participants of different groups together see every pair in both conditions. The
-    group is the parity of the number that ends the participant id (``P1``, ``P2``, ...
-    alternate), or of a stable hash for an id without one
-    (:func:`participant_group`); the order of presentation is shuffled per participant
-    (:func:`participant_trials`). Everything follows from ``seed``.
-
-The annotation ("with" condition) is the pair's ground-truth region (the union of its
-labelme shapes, PROTOCOLS §2) or a method's predicted polygon (``source="method"``).
-
-Storage (:func:`append_response`, :func:`read_study`)
-    One append-only JSON Lines file per study, ``<study_dir>/<study_name>.jsonl``: a
-    ``"design"`` record (the parameters and the sampled pairs, so the trials stay the
-    same even if the data change during the study) and one
-    ``"response"`` record per answer, each written by one ``write`` to a file opened for
-    appending, then flushed and fsynced. Nothing is ever rewritten; the reader skips a
-    malformed line and reports it with the file name and line number.
-
-Analysis (:func:`analyse`)
-    Per condition: n, accuracy, mean and median response time with percentile bootstrap
-    95% intervals; per participant (paired): exact two-sided sign tests on accuracy and
-    time; per pair (paired across participants): the exact McNemar test.
+Design: ``n_trials`` positive pairs split into two halves; group 0 sees H0 with the
+annotation and H1 without, group 1 the other way round; the group is the parity of the
+number that ends the participant id. Storage: one ``"design"`` record and one
+``"response"`` record per answer, appended with :func:`bench.study.store.append_line`.
+Analysis: per condition accuracy and time with percentile bootstrap intervals; exact
+sign tests (``scipy.stats.binomtest``) per participant and per pair.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import math
 import os
 import re
@@ -48,11 +24,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from bench.evaluate import load_ground_truth_labels, num
 from bench.formats.pixel import Pair, load_matches
 from bench.formats.revisited import Gnd, load_gnd
-from bench.geometry import polygon_mask, truncate
+from bench.study.design import difficulty_of as _difficulty
+from bench.study.design import spread as _spread
+from bench.study.records import LineError, click_in_region, parse_line, to_csv
+from bench.study.store import LineProblem, study_file
+from bench.study.store import append_line as _append_line_shared
 
 CONDITIONS = ("with", "without")
 CONDITION_LABELS = {"with": "with annotation", "without": "without annotation"}
@@ -90,31 +71,6 @@ class Trial:
     @property
     def pair(self) -> Pair:
         return (self.q, self.i)
-
-
-def _difficulty(gnd: Gnd) -> dict[Pair, str]:
-    out: dict[Pair, str] = {}
-    for q in range(gnd.n_queries):
-        out.update({(q, int(i)): "hard" for i in gnd.hard[q]})
-        out.update({(q, int(i)): "easy" for i in gnd.easy[q]})  # easy wins a double listing
-    return out
-
-
-def _spread(pairs: list[Pair], rng: np.random.Generator) -> list[Pair]:
-    """A random order of *pairs* that cycles through the queries (round robin, in a
-    random query order), so a short prefix covers as many queries as possible."""
-    shuffled = [pairs[k] for k in rng.permutation(len(pairs))]
-    by_query: dict[int, list[Pair]] = {}
-    for p in shuffled:
-        by_query.setdefault(p[0], []).append(p)
-    queues = [by_query[q] for q in sorted(by_query)]
-    queues = [queues[k] for k in rng.permutation(len(queues))]
-    out: list[Pair] = []
-    depth = 0
-    while len(out) < len(pairs):
-        out.extend(qu[depth] for qu in queues if depth < len(qu))
-        depth += 1
-    return out
 
 
 def make_trials(gnd: Gnd, pairs_available: Iterable[Pair], *, n_trials: int, seed: int,
@@ -358,21 +314,6 @@ def remaining_trials(mine: Sequence[Trial], responses: Iterable[Response],
 
 # ---------------------------------------------------------------- responses
 
-def click_in_region(x: float, y: float, shapes: Sequence[np.ndarray]) -> bool:
-    """True when the click at image coordinates (x = column, y = row; floats) falls on a
-    pixel of the ground-truth region: the union of *shapes* with coordinates truncated
-    to int and each polygon filled with its boundary, as the IoU of PROTOCOLS §2 step 4
-    rasterises it. The clicked pixel is ``(floor(x), floor(y))``."""
-    if not (math.isfinite(x) and math.isfinite(y)):
-        return False
-    px, py = math.floor(x), math.floor(y)
-    for s in shapes:
-        pts = truncate(np.asarray(s, dtype=np.float64).reshape(-1, 2))
-        if len(pts) and polygon_mask(pts, (px, py), (1, 1))[0, 0]:
-            return True
-    return False
-
-
 @dataclass(frozen=True)
 class Response:
     """One answer of one participant to one trial."""
@@ -488,48 +429,8 @@ def make_response(trial: Trial, *, study: str, participant: str, answer: str, rt
 
 # ---------------------------------------------------------------- storage
 
-_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def study_file(study_dir: str | os.PathLike, name: str) -> Path:
-    """``<study_dir>/<name>.jsonl``. The name is used as given (letters, digits, ``.``,
-    ``_``, ``-``; no path separators), never rewritten, so two names never share a file."""
-    if not _STUDY_NAME.match(name or ""):
-        raise ValueError(f"study name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
-                         "starting with a letter or digit")
-    return Path(study_dir).expanduser() / f"{name}.jsonl"
-
-
 def _append_line(path: Path, record: dict) -> None:
-    """Append one JSON line with a single ``write`` on an O_APPEND file, then flush and
-    fsync. If the file does not end with a newline (a torn earlier write), start a new
-    line first so this record stays intact. Never truncates or rewrites."""
-    data = (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    created = not path.exists()
-    with open(path, "ab", buffering=0) as fh:
-        if os.fstat(fh.fileno()).st_size > 0:
-            with open(path, "rb") as rd:
-                rd.seek(-1, os.SEEK_END)
-                if rd.read(1) != b"\n":
-                    data = b"\n" + data
-        view = memoryview(data)
-        while view:
-            n = fh.write(view)
-            view = view[n:]
-        fh.flush()
-        os.fsync(fh.fileno())
-    if created:  # make the new directory entry durable too
-        try:
-            dfd = os.open(path.parent, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(dfd)
-        except OSError:
-            pass
-        finally:
-            os.close(dfd)
+    _append_line_shared(Path(path), record)
 
 
 def append_response(path: str | os.PathLike, response: Response) -> None:
@@ -552,18 +453,6 @@ def ensure_design(path: str | os.PathLike, design: StudyDesign) -> StudyDesign:
         design = replace(design, created=_now())
     append_design(path, design)
     return read_study(path).design or design
-
-
-@dataclass(frozen=True)
-class LineProblem:
-    """A line of a study file the reader skipped."""
-
-    file: str
-    line: int  # 1-based
-    why: str
-
-    def __str__(self) -> str:
-        return f"{self.file}, line {self.line}: {self.why}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -595,15 +484,9 @@ def read_study(path: str | os.PathLike) -> StudyLog:
             problems.append(LineProblem(str(path), n, why))
 
         try:
-            rec = json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError:
-            bad("not UTF-8 text")
-            continue
-        except json.JSONDecodeError as exc:
-            bad(f"not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(rec, dict):
-            bad(f"a JSON {type(rec).__name__}, not a record")
+            rec = parse_line(line)
+        except LineError as exc:
+            bad(str(exc))
             continue
         kind = rec.get("kind")
         try:
@@ -617,8 +500,8 @@ def read_study(path: str | os.PathLike) -> StudyLog:
                     bad("a second, different design record; the first one is used")
             else:
                 bad(f"unknown record kind {kind!r}")
-        except ValueError as exc:
-            bad(str(exc))
+        except (ValueError, TypeError, OverflowError) as exc:
+            bad(str(exc)[:300])
     return StudyLog(path, design, responses, problems)
 
 
@@ -628,36 +511,33 @@ _CSV_FIELDS = ("study", "participant", "trial_id", "q", "i", "query", "image", "
 
 
 def responses_csv(responses: Iterable[Response]) -> str:
-    """The responses as CSV text (one row each, with the derived ``correct``)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, lineterminator="\n")
-    w.writeheader()
+    """The responses as CSV text (one row each, with the derived ``correct``); text cells
+    that a spreadsheet would run as a formula are neutralised
+    (:func:`bench.study.records.csv_cell`)."""
+    rows = []
     for r in responses:
         row = {k: getattr(r, k) for k in _CSV_FIELDS if hasattr(r, k)}
         row["click_x"], row["click_y"] = r.click if r.click is not None else ("", "")
         row["click_inside"] = "" if r.click_inside is None else r.click_inside
         row["method"] = r.method or ""
         row["correct"] = r.correct
-        w.writerow(row)
-    return buf.getvalue()
+        rows.append(row)
+    return to_csv(rows, _CSV_FIELDS)
 
 
 # ---------------------------------------------------------------- analysis
 
 def sign_test(n_plus: int, n_minus: int) -> float:
-    """Exact two-sided sign test (ties already dropped): under H0 each non-tied outcome is
-    + or - with probability 1/2; p = min(1, 2 P[Binomial(n, 1/2) <= min(n+, n-)]),
-    n = n+ + n-. Equals the exact McNemar test when + / - are the discordant pairs.
-    p = 1 when n = 0."""
+    """Exact two-sided sign test (ties already dropped): ``scipy.stats.binomtest(n+, n+ +
+    n-, 1/2)``; equals the exact McNemar test when + / - are the discordant pairs. p = 1
+    when n = 0."""
     n_plus, n_minus = int(n_plus), int(n_minus)
     if n_plus < 0 or n_minus < 0:
         raise ValueError("counts must be >= 0")
     n = n_plus + n_minus
     if n == 0:
         return 1.0
-    k = min(n_plus, n_minus)
-    tail = sum(math.comb(n, j) for j in range(k + 1))
-    return min(1.0, 2 * tail / 2 ** n)
+    return float(stats.binomtest(n_plus, n, 0.5).pvalue)
 
 
 def _ci(values: np.ndarray, stat, seed: Sequence[int], n_boot: int, level: float
@@ -823,7 +703,7 @@ def summary_rows(analysis: Mapping) -> list[dict]:
 
 
 def study_figure(analysis: Mapping):
-    """A Plotly figure: accuracy and median response time per condition, as bars with
+    """(Compatibility for the current page only: figures belong to the pages.) A Plotly figure: accuracy and median response time per condition, as bars with
     their bootstrap intervals as error bars (from :func:`analyse`'s result)."""
     from plotly.subplots import make_subplots
 

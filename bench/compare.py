@@ -1,0 +1,892 @@
+"""Compare methods on one dataset: per-query deltas, win/tie/loss, paired tests (PROTOCOLS §6).
+
+Built from results already computed by :mod:`bench.metrics` (no file is re-read):
+
+>>> a = MethodResult.from_results("A", revisited=rev_a, pixel=pix_a)   # doctest: +SKIP
+>>> b = MethodResult.from_results("B", revisited=rev_b, pixel=pix_b)   # doctest: +SKIP
+>>> comp = compare_methods([a, b])                                      # doctest: +SKIP
+>>> comp.stats("A", "B", "mAP@k/medium").p["t"]                         # doctest: +SKIP
+
+or from a folder in the released layout with :func:`compare_folder`. Views of a
+:class:`Comparison`: :func:`comparison_json`, :func:`per_query_table`, :func:`to_csv`,
+:func:`to_latex`, :func:`format_table`.
+
+Metric keys are ``"<measure>/<setup>"``:
+
+- ``mAP/easy``, ``mAP/medium``, ``mAP/hard``: per query the AP (§1); NaN for a query
+  without positives. The mean over the other queries is the reported mAP.
+- ``mIoU-bbox/medium``, ``mIoU-seg/medium``, ``mIoU-bbox/hard``, ``mIoU-seg/hard``: per
+  query the query's mIoU (§2), NaN for a query with an empty list. The reported mIoU is
+  their mean (official: NaN if any query is NaN; strict: over the non-NaN queries).
+- ``mAP@k/medium``, ``mAP@k/hard`` (and ``mAP@k-seg/...`` in strict mode when given): per
+  query the mean over the ten thresholds of the query's AP_t, an empty query at t
+  counting 0; NaN for an ignored query or one without positives. See
+  :func:`per_query_map_at_k` for how its mean relates to the reported mAP@k.
+- ``IoU-bbox/pairs``, ``IoU-seg/pairs``: per easy or hard pair predicted by at least one
+  of the compared methods, its IoU (a method without a prediction for it: 0).
+
+Statistics of each pair of methods (a, b) on each metric use the deltas
+``d = value_a - value_b`` over the entries where both values are finite; deltas with
+``|d| < tol`` are ties and are set to exactly 0 before testing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import warnings as _warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numpy as np
+from scipy import stats
+
+from bench.errors import BenchError, BenchWarning
+from bench.formats.revisited import Gnd
+from bench.metrics import check_protocol
+from bench.metrics.pixel import IGNORED_QUERIES, PIXEL_SETUPS, PixelResult
+from bench.metrics.revisited import SETUPS, RevisitedSetupResult
+
+Pair = tuple[int, int]
+
+TESTS = ("t", "wilcoxon", "permutation")
+DEFAULT_TOL = 1e-9
+DEFAULT_PERMUTATIONS = 10_000
+DEFAULT_BOOTSTRAP = 9_999
+DEFAULT_SEED = 0
+DEFAULT_CONFIDENCE = 0.95
+
+PAIR_METRICS = ("IoU-bbox/pairs", "IoU-seg/pairs")
+METRIC_ORDER = (
+    *(f"mAP/{s}" for s in SETUPS),
+    *(f"{m}/{s}" for s in PIXEL_SETUPS for m in ("mIoU-bbox", "mIoU-seg", "mAP@k", "mAP@k-seg")),
+    *PAIR_METRICS,
+)
+
+
+def _metric_rank(name: str) -> int:
+    return METRIC_ORDER.index(name) if name in METRIC_ORDER else len(METRIC_ORDER)
+
+
+# ---------------------------------------------------------------- per-query values
+
+
+def per_query_map_at_k(ap_t: np.ndarray, n_pos: np.ndarray,
+                       ignored: frozenset[int] | set[int] = frozenset()) -> np.ndarray:
+    """Per-query mAP@k (PROTOCOLS §6): ``v_q = (1/T) * sum_t a_tq``.
+
+    Parameters
+    ----------
+    ap_t : (T, n_queries) AP of query q at threshold t (``PixelSetupResult.per_query_ap_t``;
+        NaN where q is empty at t, i.e. no positive's IoU is above t, or ignored).
+    n_pos : (n_queries,) number of positives of the setup per query.
+    ignored : the benchmark's ignored queries (§2).
+
+    Returns
+    -------
+    (n_queries,) float: ``a_tq`` is AP_t of q, or 0 when q is empty at t; NaN for an
+    ignored query and for a query without positives.
+
+    Relation to the reported number: with ``n`` the number of non-NaN ``v_q``, ``D_t``
+    the denominator of the reported mAP_t (official: non-ignored non-empty queries plus
+    the ignored ones; strict: non-ignored non-empty queries),
+    ``mean_q v_q = (1/T) * sum_t mAP_t * D_t / n`` (a term with ``D_t = 0``, where mAP_t
+    is NaN, counts 0). It equals the strict mAP@k exactly
+    when no evaluated query is ever empty, and is never above it; the official mAP@k
+    additionally counts the ignored queries as 0.
+    """
+    ap_t = np.asarray(ap_t, dtype=np.float64)
+    v = np.nan_to_num(ap_t, nan=0.0).mean(axis=0)
+    v[np.asarray(n_pos) == 0] = np.nan
+    for q in ignored:
+        if 0 <= q < v.size:
+            v[q] = np.nan
+    return v
+
+
+@dataclass(frozen=True, eq=False)
+class MethodResult:
+    """One method's per-query values on one dataset, and the numbers it reports.
+
+    ``per_query[metric]`` is ``(n_queries,)`` float (NaN = not evaluated);
+    ``reported[metric]`` is the benchmark's own number (mAP, mIoU, mAP@k), which for
+    ``mAP@k`` is not the mean of the per-query values (see :func:`per_query_map_at_k`).
+    ``pairs`` holds ``{(q, i): (bbox IoU, seg IoU)}`` of the predicted pairs.
+    """
+
+    name: str
+    protocol: str
+    n_queries: int
+    per_query: dict[str, np.ndarray]
+    reported: dict[str, float]
+    pairs: dict[Pair, tuple[float, float]] | None = None
+    benchmark: str | None = None
+    warnings: list[BenchWarning] = field(default_factory=list)
+
+    @classmethod
+    def from_results(cls, name: str, *, revisited: Mapping[str, RevisitedSetupResult] | None = None,
+                     pixel: PixelResult | None = None, gnd: Gnd | None = None,
+                     protocol: str | None = None,
+                     ap_t_seg: Mapping[str, np.ndarray] | None = None) -> MethodResult:
+        """Build from results computed earlier (no file is read).
+
+        Parameters
+        ----------
+        revisited : ``{"easy"|"medium"|"hard": RevisitedSetupResult}`` from
+            :func:`bench.metrics.revisited.evaluate_revisited`.
+        pixel : :class:`bench.metrics.pixel.PixelResult` from ``evaluate_pixel``.
+        gnd : the ground truth; needed for per-query mAP@k only when *revisited* is not
+            given (the number of positives per query tells "no positive" from "empty at t").
+        protocol : defaults to ``pixel.protocol`` (else ``"official"``); must agree with it.
+        ap_t_seg : strict only: ``{setup: (T, n_queries)}`` per-query AP_t with the seg IoU
+            (third result of ``map_at_k(..., iou_kind="seg")``) for ``mAP@k-seg``.
+        """
+        if revisited is None and pixel is None:
+            raise ValueError(f"method {name!r}: give a revisited or a pixel result")
+        proto = protocol or (pixel.protocol if pixel is not None else "official")
+        check_protocol(proto)
+        if pixel is not None and pixel.protocol != proto:
+            raise ValueError(f"method {name!r}: pixel result is {pixel.protocol}, asked {proto}")
+        per_query: dict[str, np.ndarray] = {}
+        reported: dict[str, float] = {}
+        nq = None
+        if revisited is not None:
+            for setup in SETUPS:
+                r = revisited[setup]
+                per_query[f"mAP/{setup}"] = np.asarray(r.ap, dtype=np.float64)
+                reported[f"mAP/{setup}"] = float(r.mAP)
+                nq = r.ap.size
+        if pixel is not None:
+            ignored = IGNORED_QUERIES.get(pixel.benchmark, frozenset())
+            for setup in PIXEL_SETUPS:
+                r = pixel.setups[setup]
+                per_query[f"mIoU-bbox/{setup}"] = np.asarray(r.per_query_bbox, dtype=np.float64)
+                per_query[f"mIoU-seg/{setup}"] = np.asarray(r.per_query_seg, dtype=np.float64)
+                reported[f"mIoU-bbox/{setup}"] = float(r.miou_bbox)
+                reported[f"mIoU-seg/{setup}"] = float(r.miou_seg)
+                nq = r.per_query_bbox.size
+                if r.per_query_ap_t is None:
+                    continue
+                if revisited is not None:
+                    n_pos = revisited[setup].n_pos
+                elif gnd is not None:
+                    n_pos = _n_pos(gnd, setup)
+                else:
+                    raise ValueError(f"method {name!r}: per-query mAP@k needs the revisited "
+                                     "result or the gnd (to tell queries without positives)")
+                per_query[f"mAP@k/{setup}"] = per_query_map_at_k(r.per_query_ap_t, n_pos, ignored)
+                reported[f"mAP@k/{setup}"] = float(r.map_at_k)
+                if f"mAP/{setup}" not in reported and r.image_map is not None:
+                    reported[f"mAP/{setup}"] = float(r.image_map)
+                if ap_t_seg is not None and setup in ap_t_seg and r.map_at_k_seg is not None:
+                    per_query[f"mAP@k-seg/{setup}"] = per_query_map_at_k(
+                        ap_t_seg[setup], n_pos, ignored)
+                    reported[f"mAP@k-seg/{setup}"] = float(r.map_at_k_seg)
+        sizes = {v.size for v in per_query.values()}
+        if len(sizes) > 1:
+            raise ValueError(f"method {name!r}: results of different query counts {sorted(sizes)}")
+        return cls(name=name, protocol=proto, n_queries=int(nq or 0), per_query=per_query,
+                   reported=reported, pairs=dict(pixel.pairs) if pixel is not None else None,
+                   benchmark=pixel.benchmark if pixel is not None else None,
+                   warnings=list(pixel.warnings) if pixel is not None else [])
+
+
+def _n_pos(gnd: Gnd, setup: str) -> np.ndarray:
+    if setup == "medium":
+        return np.array([np.unique(np.concatenate([e, h])).size
+                         for e, h in zip(gnd.easy, gnd.hard, strict=True)])
+    return np.array([np.unique(h).size for h in gnd.hard])
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979); NaN entries stay NaN and are not
+    counted in the family.
+
+    With the m finite p-values sorted ascending p_(1) <= ... <= p_(m):
+    ``p~_(k) = max_{j <= k} min(1, (m - j + 1) * p_(j))``. Reject at level alpha where
+    ``p~ < alpha`` (the same decisions as Holm's sequential procedure).
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(~np.isnan(p))
+    m = idx.size
+    running = 0.0
+    for k, i in enumerate(idx[np.argsort(p[idx], kind="stable")]):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        out[i] = running
+    return out
+
+
+def rank_biserial(d: np.ndarray) -> float:
+    """Matched-pairs rank-biserial correlation ``(R+ - R-) / (R+ + R-)`` over the non-zero
+    deltas, ranks of ``|d|`` with average ranks for ties (Kerby 2014); 0 if all are zero."""
+    d = np.asarray(d, dtype=np.float64)
+    d = d[d != 0]
+    if d.size == 0:
+        return 0.0
+    r = stats.rankdata(np.abs(d))
+    return float((r[d > 0].sum() - r[d < 0].sum()) / r.sum())
+
+
+@dataclass(frozen=True, eq=False)
+class PairStats:
+    """Paired statistics of ``a - b`` on one metric (PROTOCOLS §6).
+
+    ``n`` entries used (both finite), ``n_missing`` left out (either NaN). ``p`` holds the
+    two-sided p-values of ``"t"`` (``ttest_rel``), ``"wilcoxon"`` (signed-rank, zeros
+    dropped, exact for n <= 50 without ties) and ``"permutation"`` (sign flips of the
+    deltas; exact when ``permutation_exact``); ``p_holm`` the same after Holm's correction
+    across the method pairs of this metric. ``ci`` is the bootstrap interval of the mean
+    delta. ``d_z`` = mean / sd of the deltas (inf when the sd is 0 and the mean is not).
+    """
+
+    a: str
+    b: str
+    metric: str
+    n: int
+    n_missing: int
+    mean_delta: float
+    ci: tuple[float, float]
+    wins: int
+    ties: int
+    losses: int
+    p: dict[str, float]
+    d_z: float
+    rank_biserial: float
+    permutation_exact: bool
+    p_holm: dict[str, float] = field(default_factory=dict)
+
+    def flipped(self) -> PairStats:
+        """The same statistics seen as ``b - a``."""
+        return PairStats(a=self.b, b=self.a, metric=self.metric, n=self.n,
+                         n_missing=self.n_missing, mean_delta=-self.mean_delta,
+                         ci=(-self.ci[1], -self.ci[0]), wins=self.losses, ties=self.ties,
+                         losses=self.wins, p=dict(self.p), d_z=-self.d_z,
+                         rank_biserial=-self.rank_biserial,
+                         permutation_exact=self.permutation_exact, p_holm=dict(self.p_holm))
+
+    def direction(self, test: str) -> float:
+        """Sign of the effect the test measures: the mean delta (t, permutation) or the
+        rank-biserial correlation (Wilcoxon)."""
+        return self.rank_biserial if test == "wilcoxon" else self.mean_delta
+
+
+def _mean_stat(x, y, axis=-1):
+    return np.mean(x - y, axis=axis)
+
+
+def paired_stats(x: np.ndarray, y: np.ndarray, *, a: str = "a", b: str = "b", metric: str = "",
+                 tol: float = DEFAULT_TOL, n_permutations: int = DEFAULT_PERMUTATIONS,
+                 n_bootstrap: int = DEFAULT_BOOTSTRAP, confidence: float = DEFAULT_CONFIDENCE,
+                 seed: int = DEFAULT_SEED) -> PairStats:
+    """Paired comparison of two aligned value arrays (PROTOCOLS §6).
+
+    Entries where either value is NaN are dropped (``n_missing``). Deltas with
+    ``|d| < tol`` are ties and become exactly 0. Each random procedure uses its own
+    ``numpy.random.default_rng(seed)``, so results do not depend on call order.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-d arrays of one length, got {x.shape} and {y.shape}")
+    keep = np.isfinite(x) & np.isfinite(y)
+    d = x[keep] - y[keep]
+    d[np.abs(d) < tol] = 0.0
+    n = int(d.size)
+    nan = math.nan
+    wins, losses = int(np.count_nonzero(d > 0)), int(np.count_nonzero(d < 0))
+    ties = n - wins - losses
+    p = {"t": nan, "wilcoxon": nan, "permutation": nan}
+    mean = float(d.mean()) if n else nan
+    ci = (nan, nan)
+    d_z = nan
+    exact = n <= 62 and 2 ** n <= n_permutations
+    # all deltas equal up to the tie tolerance (x - (x - c) is not exactly c in floats)
+    all_equal = n > 0 and float(np.ptp(d)) <= tol
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        if n and not np.any(d):  # all ties: no evidence of a difference
+            p = {"t": 1.0, "wilcoxon": 1.0, "permutation": 1.0}
+        elif n:
+            if n >= 2:
+                # all deltas equal and non-zero: t is infinite, p = 0 (scipy's limit too)
+                p["t"] = 0.0 if all_equal else float(stats.ttest_rel(d, np.zeros(n)).pvalue)
+            p["wilcoxon"] = float(stats.wilcoxon(d).pvalue)
+            res = stats.permutation_test(
+                (d, np.zeros(n)), _mean_stat, permutation_type="samples", vectorized=True,
+                n_resamples=n_permutations, alternative="two-sided",
+                rng=np.random.default_rng(seed))
+            p["permutation"] = float(res.pvalue)
+        if all_equal:
+            ci = (mean, mean)
+        elif n >= 2:
+            ci = _bootstrap_ci(d, n_bootstrap, confidence, seed)
+        if n >= 2:
+            sd = float(np.std(d, ddof=1))
+            if all_equal:
+                d_z = 0.0 if mean == 0 else math.copysign(math.inf, mean)
+            else:
+                d_z = mean / sd
+    return PairStats(a=a, b=b, metric=metric, n=n, n_missing=int(keep.size - n),
+                     mean_delta=mean, ci=ci, wins=wins, ties=ties, losses=losses, p=p,
+                     d_z=float(d_z), rank_biserial=rank_biserial(d) if n else nan,
+                     permutation_exact=exact)
+
+
+def _bootstrap_ci(d: np.ndarray, n_resamples: int, confidence: float, seed: int
+                  ) -> tuple[float, float]:
+    """BCa bootstrap interval of the mean; the percentile interval where BCa is undefined
+    (degenerate resamples)."""
+    for method in ("BCa", "percentile"):
+        res = stats.bootstrap((d,), np.mean, n_resamples=n_resamples,
+                              confidence_level=confidence, method=method, vectorized=True,
+                              rng=np.random.default_rng(seed))
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if math.isfinite(lo) and math.isfinite(hi):
+            return lo, hi
+    return math.nan, math.nan
+
+
+# ---------------------------------------------------------------- comparison
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """Two or more methods compared on one dataset under one protocol.
+
+    ``per_query[metric][method]``: (n_queries,) values; ``per_pair[metric][method]``:
+    values aligned with ``pair_keys``; ``reported[metric][method]``: the benchmark's own
+    number (absent metric: the method has no such result). ``pairs``: one
+    :class:`PairStats` per metric and pair of methods (a before b in ``methods``).
+    """
+
+    methods: list[str]
+    dataset: str
+    protocol: str
+    benchmark: str | None
+    n_queries: int
+    query_names: list[str] | None
+    reported: dict[str, dict[str, float]]
+    per_query: dict[str, dict[str, np.ndarray]]
+    pair_keys: list[Pair]
+    per_pair: dict[str, dict[str, np.ndarray]]
+    pairs: list[PairStats]
+    settings: dict
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> list[str]:
+        return sorted({*self.per_query, *self.per_pair}, key=_metric_rank)
+
+    def values(self, metric: str, method: str) -> np.ndarray:
+        src = self.per_pair if metric in self.per_pair else self.per_query
+        return src[metric][method]
+
+    def deltas(self, a: str, b: str, metric: str) -> np.ndarray:
+        """``value_a - value_b`` per entry (NaN where either is NaN), before tie zeroing."""
+        return self.values(metric, a) - self.values(metric, b)
+
+    def stats(self, a: str, b: str, metric: str) -> PairStats:
+        for s in self.pairs:
+            if s.metric == metric and (s.a, s.b) == (a, b):
+                return s
+            if s.metric == metric and (s.a, s.b) == (b, a):
+                return s.flipped()
+        raise KeyError(f"no statistics for {a!r} vs {b!r} on {metric!r}")
+
+    def better(self, a: str, b: str, metric: str, *, test: str = "t", alpha: float = 0.05,
+               correction: str = "holm") -> bool:
+        """True when a is significantly better than b (p < alpha, effect in a's favour)."""
+        try:
+            s = self.stats(a, b, metric)
+        except KeyError:
+            return False
+        pv = (s.p_holm if correction == "holm" else s.p).get(test, math.nan)
+        return bool(pv < alpha and s.direction(test) > 0)
+
+
+def compare_methods(results: Mapping[str, MethodResult] | Sequence[MethodResult], *,
+                    dataset: str = "", query_names: Sequence[str] | None = None,
+                    metrics: Sequence[str] | None = None, tol: float = DEFAULT_TOL,
+                    n_permutations: int = DEFAULT_PERMUTATIONS,
+                    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+                    confidence: float = DEFAULT_CONFIDENCE, seed: int = DEFAULT_SEED
+                    ) -> Comparison:
+    """Compare two or more methods on one dataset and protocol (PROTOCOLS §6).
+
+    A metric is compared between two methods when both have it. Holm's correction runs,
+    per metric and per test, across the pairs of methods compared on that metric.
+    """
+    items = list(results.values()) if isinstance(results, Mapping) else list(results)
+    names = [m.name for m in items]
+    if len(items) < 2:
+        raise ValueError("compare needs two or more methods")
+    if len(set(names)) != len(names):
+        raise ValueError(f"method names repeat: {names}")
+    protos = {m.protocol for m in items}
+    if len(protos) > 1:
+        raise ValueError(f"methods evaluated under different protocols: {sorted(protos)}")
+    nqs = {m.n_queries for m in items if m.per_query}
+    if len(nqs) > 1:
+        raise ValueError(f"methods have different query counts {sorted(nqs)}: not one dataset")
+    nq = nqs.pop() if nqs else 0
+    if query_names is not None and len(query_names) != nq:
+        raise ValueError(f"{len(query_names)} query names for {nq} queries")
+    wanted = set(metrics) if metrics is not None else None
+
+    per_query: dict[str, dict[str, np.ndarray]] = {}
+    reported: dict[str, dict[str, float]] = {}
+    for m in items:
+        for k, v in m.per_query.items():
+            if wanted is None or k in wanted:
+                per_query.setdefault(k, {})[m.name] = v
+        for k, v in m.reported.items():
+            reported.setdefault(k, {})[m.name] = v
+
+    with_pixel = [m for m in items if m.pairs is not None]
+    keys = sorted(set().union(*(m.pairs for m in with_pixel))) if with_pixel else []
+    per_pair: dict[str, dict[str, np.ndarray]] = {}
+    for col, metric in enumerate(PAIR_METRICS):
+        if wanted is not None and metric not in wanted or not keys:
+            continue
+        per_pair[metric] = {m.name: np.array([m.pairs.get(k, (0.0, 0.0))[col] for k in keys],
+                                             dtype=np.float64) for m in with_pixel}
+        reported[metric] = {n: float(v.mean()) for n, v in per_pair[metric].items()}
+
+    kw = dict(tol=tol, n_permutations=n_permutations, n_bootstrap=n_bootstrap,
+              confidence=confidence, seed=seed)
+    out: list[PairStats] = []
+    for metric in sorted({*per_query, *per_pair}, key=_metric_rank):
+        vals = per_pair.get(metric) or per_query[metric]
+        fam = [paired_stats(vals[a], vals[b], a=a, b=b, metric=metric, **kw)
+               for a, b in combinations(names, 2) if a in vals and b in vals]
+        for test in TESTS:
+            adj = holm([s.p[test] for s in fam])
+            for s, pv in zip(fam, adj, strict=True):
+                s.p_holm[test] = float(pv)
+        out.extend(fam)
+    bms = {m.benchmark for m in items if m.benchmark is not None}
+    warns = [f"{m.name}: {w}" for m in items for w in m.warnings]
+    return Comparison(methods=names, dataset=dataset, protocol=protos.pop(),
+                      benchmark=bms.pop() if len(bms) == 1 else None, n_queries=nq,
+                      query_names=list(query_names) if query_names is not None else None,
+                      reported=reported, per_query=per_query, pair_keys=keys,
+                      per_pair=per_pair, pairs=out,
+                      settings={"tol": tol, "n_permutations": n_permutations,
+                                "n_bootstrap": n_bootstrap, "confidence": confidence,
+                                "seed": seed, "bootstrap": "BCa (percentile if degenerate)",
+                                "wilcoxon": "zero_method='wilcox', method='auto'",
+                                "correction": "holm, per metric and test across method pairs"},
+                      warnings=warns)
+
+
+# ---------------------------------------------------------------- from a folder
+
+
+def load_methods(root: str | os.PathLike, dataset: str, methods: Sequence[str], *,
+                 protocol: str = "official", images_dir: str | os.PathLike | None = None
+                 ) -> tuple[Gnd, dict[str, MethodResult]]:
+    """Evaluate *methods* on *dataset* of a released-layout folder (as
+    :func:`bench.workspace.discover` reads it), exactly as ``python -m bench revisited`` /
+    ``pixel`` do. Unknown names raise :class:`BenchError` naming *root* and listing what
+    exists."""
+    from bench.evaluate import load_ground_truth_labels
+    from bench.formats.pixel import load_matches
+    from bench.formats.revisited import load_gnd, load_ranks
+    from bench.metrics.pixel import evaluate_pixel, map_at_k
+    from bench.metrics.revisited import evaluate_revisited, scan_ranks
+    from bench.workspace import discover
+
+    check_protocol(protocol)
+    found = {d.name: d for d in discover(root, images_dir=images_dir)}
+    if dataset not in found:
+        raise BenchError(f"unknown dataset {dataset!r}", root,
+                         f"datasets found: {', '.join(sorted(found)) or 'none'}")
+    ds = found[dataset]
+    missing = [m for m in methods if m not in ds.methods]
+    if missing:
+        raise BenchError(f"unknown method {missing[0]!r}", root,
+                         f"methods with results for {dataset}: "
+                         f"{', '.join(sorted(ds.methods)) or 'none'}")
+    gnd = load_gnd(ds.gnd)
+    labels = None
+    out: dict[str, MethodResult] = {}
+    for name in methods:
+        mf = ds.methods[name]
+        scan = revisited = pixel = None
+        ap_t_seg = None
+        if mf.ranks is not None:
+            scan = scan_ranks(load_ranks(mf.ranks, gnd), gnd, path=mf.ranks)
+            revisited = evaluate_revisited(scan, gnd, protocol=protocol)
+        if mf.matches is not None and ds.pair_labels is not None:
+            if labels is None:
+                labels = load_ground_truth_labels(gnd, ds.pair_labels, ds.labels_root)
+            gt, sizes, _, warns = labels
+            preds, w2 = load_matches(mf.matches, n_queries=gnd.n_queries, n_db=gnd.n_db)
+            pixel = evaluate_pixel(gnd, gt, preds, ranks=scan, protocol=protocol,
+                                   image_sizes=sizes, warnings=list(warns) + w2)
+            if protocol == "strict" and scan is not None:
+                ap_t_seg = {s: map_at_k(scan, gnd, pixel.pairs, s, protocol=protocol,
+                                        benchmark=pixel.benchmark, iou_kind="seg")[2]
+                            for s in PIXEL_SETUPS}
+        if revisited is None and pixel is None:
+            raise BenchError(f"no usable results for method {name!r}", root,
+                             f"it has a pixel result but {dataset} has no "
+                             f"<short>_pair2labelpath.npy")
+        out[name] = MethodResult.from_results(name, revisited=revisited, pixel=pixel, gnd=gnd,
+                                              protocol=protocol, ap_t_seg=ap_t_seg)
+    return gnd, out
+
+
+def compare_folder(root: str | os.PathLike, dataset: str, methods: Sequence[str], *,
+                   protocol: str = "official", **kw) -> Comparison:
+    """:func:`load_methods` then :func:`compare_methods` (keywords go to the latter)."""
+    if len(methods) < 2:
+        raise BenchError("too few methods", root, "give two or more with --methods")
+    if len(set(methods)) != len(methods):
+        raise BenchError("repeated method", root, f"each method once, got {list(methods)}")
+    gnd, res = load_methods(root, dataset, methods, protocol=protocol)
+    return compare_methods(res, dataset=dataset, query_names=gnd.qimlist, **kw)
+
+
+# ---------------------------------------------------------------- views
+
+
+def _num(x) -> float | None:
+    """A JSON number; NaN and infinities -> None."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _nums(a) -> list[float | None]:
+    return [_num(v) for v in np.asarray(a, dtype=np.float64).tolist()]
+
+
+def pair_stats_json(s: PairStats) -> dict:
+    return {"a": s.a, "b": s.b, "metric": s.metric, "mean_delta": _num(s.mean_delta),
+            "ci": [_num(s.ci[0]), _num(s.ci[1])], "wins": s.wins, "ties": s.ties,
+            "losses": s.losses, "p": {k: _num(v) for k, v in s.p.items()},
+            "p_holm": {k: _num(v) for k, v in s.p_holm.items()}, "n": s.n,
+            "n_missing": s.n_missing, "permutation_exact": s.permutation_exact,
+            "effect_size": {"d_z": _num(s.d_z), "rank_biserial": _num(s.rank_biserial)}}
+
+
+def comparison_json(comp: Comparison) -> dict:
+    """``{"methods", "metrics": {metric: {method: reported}}, "per_query_mean",
+    "per_query": {metric: {method: [...]}}, "per_pair": {"keys": ["q_i", ...],
+    "values": {metric: {method: [...]}}}, "pairs": [...], ...}`` (NaN as null)."""
+    pq_mean = {}
+    for metric, by in {**comp.per_query, **comp.per_pair}.items():
+        pq_mean[metric] = {m: _num(np.nanmean(v)) if np.isfinite(v).any() else None
+                           for m, v in by.items()}
+    return {
+        "dataset": comp.dataset, "protocol": comp.protocol, "benchmark": comp.benchmark,
+        "methods": list(comp.methods), "n_queries": comp.n_queries,
+        "queries": comp.query_names,
+        "metrics": {k: {m: _num(v) for m, v in comp.reported[k].items()}
+                    for k in sorted(comp.reported, key=_metric_rank)},
+        "per_query_mean": pq_mean,
+        "per_query": {k: {m: _nums(v) for m, v in by.items()}
+                      for k, by in comp.per_query.items()},
+        "per_pair": {"keys": [f"{q}_{i}" for q, i in comp.pair_keys],
+                     "values": {k: {m: _nums(v) for m, v in by.items()}
+                                for k, by in comp.per_pair.items()}},
+        "pairs": [pair_stats_json(s) for s in comp.pairs],
+        "settings": dict(comp.settings),
+        "warnings": list(comp.warnings),
+    }
+
+
+def per_query_table(comp: Comparison, metric: str, a: str | None = None,
+                    b: str | None = None) -> list[dict]:
+    """Rows for a table or a scatter: one per query (or per pair for ``*/pairs``).
+
+    Each row has ``"query"`` (and ``"db"`` for pairs), ``"name"`` (query name when known),
+    one value per method (NaN kept), and with *a* and *b*: ``"delta"`` (a - b) and
+    ``"winner"`` (a, b, ``"tie"`` within the comparison's tolerance, or None when a value
+    is missing).
+    """
+    tol = comp.settings.get("tol", DEFAULT_TOL)
+    by = comp.per_pair.get(metric) if metric in comp.per_pair else comp.per_query.get(metric)
+    if by is None:
+        raise KeyError(f"unknown metric {metric!r}; known: {comp.metrics}")
+    if metric in comp.per_pair:
+        idx = [{"query": q, "db": i} for q, i in comp.pair_keys]
+    else:
+        idx = [{"query": q} for q in range(comp.n_queries)]
+    rows = []
+    for j, base in enumerate(idx):
+        row = dict(base)
+        if comp.query_names is not None:
+            row["name"] = comp.query_names[base["query"]]
+        for m, v in by.items():
+            row[m] = float(v[j])
+        if a is not None and b is not None:
+            d = row[a] - row[b]
+            row["delta"] = d
+            row["winner"] = (None if math.isnan(d) else "tie" if abs(d) < tol
+                             else a if d > 0 else b)
+        rows.append(row)
+    return rows
+
+
+def to_csv(comp: Comparison | Sequence[Comparison], what: str = "pairs") -> str:
+    """CSV text. ``what="pairs"``: one row per metric and pair of methods (the statistics);
+    ``what="per_query"``: one row per metric, entry and method (long format)."""
+    comps = [comp] if isinstance(comp, Comparison) else list(comp)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+
+    def f(x) -> str:
+        return "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else repr(
+            float(x))
+
+    if what == "pairs":
+        w.writerow(["dataset", "protocol", "metric", "a", "b", "n", "n_missing", "mean_delta",
+                    "ci_low", "ci_high", "wins", "ties", "losses", "p_t", "p_wilcoxon",
+                    "p_permutation", "p_holm_t", "p_holm_wilcoxon", "p_holm_permutation",
+                    "d_z", "rank_biserial"])
+        for c in comps:
+            for s in c.pairs:
+                w.writerow([c.dataset, c.protocol, s.metric, s.a, s.b, s.n, s.n_missing,
+                            f(s.mean_delta), f(s.ci[0]), f(s.ci[1]), s.wins, s.ties, s.losses,
+                            *(f(s.p[t]) for t in TESTS), *(f(s.p_holm.get(t)) for t in TESTS),
+                            f(s.d_z), f(s.rank_biserial)])
+    elif what == "per_query":
+        w.writerow(["dataset", "protocol", "metric", "query", "db", "name", "method", "value"])
+        for c in comps:
+            for metric in c.metrics:
+                for row in per_query_table(c, metric):
+                    for m in c.methods:
+                        if m in row:
+                            w.writerow([c.dataset, c.protocol, metric, row["query"],
+                                        row.get("db", ""), row.get("name", ""), m, f(row[m])])
+    else:
+        raise ValueError(f"what must be 'pairs' or 'per_query', got {what!r}")
+    return buf.getvalue()
+
+
+def _fmt_pct(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.2f}"
+
+
+def _fmt_p(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:.2g}" if x < 0.001 else f"{x:.3f}"
+
+
+def format_table(comp: Comparison) -> str:
+    """A readable text table: reported numbers per method, then the pair statistics."""
+    lines = [f"dataset: {comp.dataset}   protocol: {comp.protocol}   queries: {comp.n_queries}"
+             f"   pairs of images: {len(comp.pair_keys)}"]
+    w = max(12, *(len(m) for m in comp.methods))
+    lines.append(f"{'metric':18} " + " ".join(f"{m:>{w}}" for m in comp.methods))
+    for k in sorted(comp.reported, key=_metric_rank):
+        lines.append(f"{k:18} " + " ".join(f"{_fmt_pct(comp.reported[k].get(m)):>{w}}"
+                                           for m in comp.methods))
+    lines.append("(percent; the benchmark's own numbers)")
+    lines.append("")
+    holm_note = len(comp.methods) > 2
+    head = (f"{'metric':18} {'a - b':24} {'n':>4} {'mean d':>7} {'95% CI':>16} {'W/T/L':>9} "
+            f"{'p t':>7} {'p wilc':>7} {'p perm':>7}")
+    lines.append(head + ("   (p Holm-corrected)" if holm_note else ""))
+    for s in comp.pairs:
+        p = s.p_holm if holm_note else s.p
+        ci = f"[{_fmt_pct(s.ci[0])}, {_fmt_pct(s.ci[1])}]"
+        lines.append(f"{s.metric:18} {(s.a + ' - ' + s.b)[:24]:24} {s.n:>4} "
+                     f"{_fmt_pct(s.mean_delta):>7} {ci:>16} "
+                     f"{f'{s.wins}/{s.ties}/{s.losses}':>9} {_fmt_p(p['t']):>7} "
+                     f"{_fmt_p(p['wilcoxon']):>7} {_fmt_p(p['permutation']):>7}")
+    lines.append("(deltas in percentage points over per-query values; mAP@k per query: mean "
+                 "of AP_t, empty = 0; see docs/PROTOCOLS.md §6)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- LaTeX
+
+_LATEX_ESC = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+              "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+              "^": r"\textasciicircum{}"}
+_TEST_TEXT = {"t": "paired two-sided t-test",
+              "wilcoxon": "two-sided Wilcoxon signed-rank test",
+              "permutation": "two-sided paired randomisation test"}
+_LATEX_COLS = (("mIoU-bbox", "bbox"), ("mIoU-seg", "seg"), ("mAP@k", "mAP@k"), ("mAP", "mAP"))
+
+
+def latex_escape(s: str) -> str:
+    return "".join(_LATEX_ESC.get(ch, ch) for ch in s)
+
+
+def _dataset_label(c: Comparison) -> str:
+    """PROxf / PRPar for the two benchmarks (``+R1M`` kept), else the dataset's name."""
+    short = {"proxford": "PROxf", "prparis": "PRPar"}.get(c.benchmark or "", "")
+    if not short:
+        return latex_escape(c.dataset or "dataset")
+    variant = c.dataset.split("+", 1)[1] if "+" in c.dataset else ""
+    return latex_escape(f"{short}+{variant}" if variant else short)
+
+
+def _letters(i: int) -> str:
+    s = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        s = chr(ord("a") + r) + s
+    return s
+
+
+def to_latex(comps: Comparison | Sequence[Comparison], *, test: str = "t", alpha: float = 0.05,
+             correction: str = "holm", label: str = "tab:compare") -> str:
+    """One table in the layout of the PROxford/PRParis paper (PROTOCOLS §6).
+
+    Rows = methods (letters a, b, c, ... in row order); columns = each comparison's dataset
+    (PROxf, PRPar, or the dataset name) x medium / hard x mIoU bbox, mIoU seg, mAP@k and
+    image mAP (a column no method has is left out). Values in percent, best per column in
+    bold (all equal bests after rounding), a superscript letter when the row is
+    significantly better than that method on the column's per-query values (*test*,
+    *correction* ``"holm"`` or ``"none"``, level *alpha*).
+    """
+    comps = [comps] if isinstance(comps, Comparison) else list(comps)
+    if not comps:
+        raise ValueError("no comparison to tabulate")
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {TESTS}, got {test!r}")
+    if correction not in ("holm", "none"):
+        raise ValueError(f"correction must be 'holm' or 'none', got {correction!r}")
+    rows: list[str] = []
+    for c in comps:
+        rows += [m for m in c.methods if m not in rows]
+    letter = {m: _letters(i) for i, m in enumerate(rows)}
+    # columns: (comparison, setup, metric key, header)
+    groups = []
+    for c in comps:
+        setups = []
+        for s in PIXEL_SETUPS:
+            cols = [(f"{k}/{s}", h) for k, h in _LATEX_COLS if f"{k}/{s}" in c.reported]
+            if cols:
+                setups.append((s, cols))
+        groups.append((c, setups))
+    ncols = sum(len(cols) for _, setups in groups for _, cols in setups)
+    if ncols == 0:
+        raise ValueError("no mIoU, mAP@k or mAP result to tabulate")
+    cells: dict[str, list[str]] = {m: [] for m in rows}
+    for c, setups in groups:
+        for _, cols in setups:
+            for key, _h in cols:
+                shown = {m: round(100 * c.reported[key][m], 2) for m in c.methods
+                         if m in c.reported.get(key, {}) and math.isfinite(c.reported[key][m])}
+                best = max(shown.values()) if shown else None
+                for m in rows:
+                    if m not in shown:
+                        cells[m].append("--")
+                        continue
+                    txt = f"{shown[m]:.2f}"
+                    if shown[m] == best:
+                        txt = rf"\textbf{{{txt}}}"
+                    sup = "".join(letter[o] for o in rows if o != m and o in c.methods
+                                  and c.better(m, o, key, test=test, alpha=alpha,
+                                               correction=correction))
+                    if sup:
+                        txt += rf"$^{{\mathrm{{{sup}}}}}$"
+                    cells[m].append(txt)
+    lines = [r"% requires \usepackage{booktabs}", r"\begin{table}[t]", r"\centering"]
+    corr = (" with Holm's correction across the pairs of methods in each column"
+            if correction == "holm" else " without correction for multiple comparisons")
+    extra = ""
+    if test == "permutation":
+        extra = (f" ({comps[0].settings.get('n_permutations')} random sign flips, seed "
+                 f"{comps[0].settings.get('seed')}; exact enumeration when $2^n$ is smaller)")
+    proto = ", ".join(sorted({c.protocol for c in comps}))
+    cap = (f"Comparison of methods ({proto} protocol; percent). bbox, seg: mIoU with the box "
+           f"and the segmentation IoU; mAP@k: pixel-level mAP@k; mAP: image-level mAP. Bold: "
+           f"best in the column. A superscript letter marks a value significantly better than "
+           f"the method with that letter at level $\\alpha = {alpha:g}$: "
+           f"{_TEST_TEXT[test]}{extra} on per-query values{corr}.")
+    lines += [rf"\caption{{{cap}}}", rf"\label{{{label}}}",
+              r"\begin{tabular}{cl" + "c" * ncols + "}", r"\toprule"]
+    r1, r2, r3 = ["", ""], ["", ""], [r"\#", "Method"]
+    mid1, mid2 = [], []
+    col = 3
+    for c, setups in groups:
+        width = sum(len(cols) for _, cols in setups)
+        r1.append(rf"\multicolumn{{{width}}}{{c}}{{{_dataset_label(c)}}}")
+        mid1.append(rf"\cmidrule(lr){{{col}-{col + width - 1}}}")
+        for s, cols in setups:
+            r2.append(rf"\multicolumn{{{len(cols)}}}{{c}}{{{s.capitalize()}}}")
+            mid2.append(rf"\cmidrule(lr){{{col}-{col + len(cols) - 1}}}")
+            r3 += [h for _, h in cols]
+            col += len(cols)
+    lines += [" & ".join(r1) + r" \\", " ".join(mid1), " & ".join(r2) + r" \\", " ".join(mid2),
+              " & ".join(r3) + r" \\", r"\midrule"]
+    for m in rows:
+        lines.append(" & ".join([letter[m], latex_escape(m), *cells[m]]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _split_datasets(values: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        out += [s.strip() for s in v.split(",") if s.strip()]
+    return list(dict.fromkeys(out))
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise BenchError("cannot write output", path, exc.strerror or str(exc)) from None
+
+
+def cli_compare(args) -> None:
+    """``python -m bench compare``: called by :mod:`bench.cli` with its parsed arguments."""
+    datasets = _split_datasets(args.dataset)
+    if not datasets:
+        raise BenchError("no dataset", args.root, "give --dataset NAME")
+    if args.permutations < 1:
+        raise BenchError("bad option", "--permutations", "give a number of sign flips >= 1")
+    if not (math.isfinite(args.tol) and args.tol >= 0):
+        raise BenchError("bad option", "--tol", "give a tie tolerance >= 0")
+    if not 0 < args.alpha < 1:
+        raise BenchError("bad option", "--alpha", "give a level between 0 and 1")
+    kw = dict(tol=args.tol, n_permutations=args.permutations, seed=args.seed)
+    comps = [compare_folder(args.root, d, args.methods, protocol=args.protocol, **kw)
+             for d in datasets]
+    for c in comps:
+        for w in c.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    if args.csv:
+        _write(args.csv, to_csv(comps, "pairs"))
+    if args.csv_per_query:
+        _write(args.csv_per_query, to_csv(comps, "per_query"))
+    if args.latex:
+        _write(args.latex, to_latex(comps, test=args.test, alpha=args.alpha,
+                                    correction=args.correction))
+    if args.json:
+        d = comparison_json(comps[0]) if len(comps) == 1 else {
+            "datasets": [comparison_json(c) for c in comps]}
+        json.dump(d, sys.stdout)
+    else:
+        print("\n\n".join(format_table(c) for c in comps))
+
+
+__all__ = ["DEFAULT_PERMUTATIONS", "DEFAULT_TOL", "METRIC_ORDER", "PAIR_METRICS", "TESTS",
+           "Comparison", "MethodResult", "PairStats", "cli_compare", "compare_folder",
+           "compare_methods", "comparison_json", "format_table", "holm", "latex_escape",
+           "load_methods", "paired_stats", "per_query_map_at_k", "per_query_table",
+           "rank_biserial", "to_csv", "to_latex"]

@@ -1,0 +1,262 @@
+"""Cached calls into ``bench``: the pages never parse a file or compute a metric.
+
+Every loader takes the files it reads (``DatasetFiles``, ``MethodFiles``, :class:`GprSpec`,
+a ``Path``) and Streamlit hashes them with :data:`HASH_FUNCS`, whose functions return
+each file's stamp ``(absolute path, size, mtime_ns)``: the stamp is part of the cache key,
+so an edited file is re-read, with no separate key argument to forget.
+
+- ``st.cache_data`` (a copy per call, so only for results made of numbers): metric
+  results, the methods table's per-method summary, discovery.
+- ``st.cache_resource`` (one shared, read-only object per process) for loaded inputs
+  that are used whole and are small or needed by every page: the ground truth, the
+  rank scan (positions of the labelled images only: numbers, never the ranks file),
+  the pixel labels and predictions, the GPR1200 embeddings.
+- A ranks file (an R1M one is 281 MB) is never cached: :func:`ranks` memory-maps it for
+  the run that reads its top rows, and the mapping goes when the run ends. Summaries of
+  the other methods (the Overview's methods table) are numbers computed once per file
+  stamp; no method's ranks stay mapped.
+
+Adding a loader: a function whose parameters are these types (or plain values),
+decorated with ``@st.cache_data(hash_funcs=HASH_FUNCS, ...)``. Do not name a parameter
+with a leading underscore: Streamlit leaves such parameters out of the key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from bench import inspect as bi
+from bench import thumbs
+from bench.errors import BenchError
+from bench.evaluate import PixelInputs, load_pixel_inputs
+from bench.formats.distractors import distractor_entry
+from bench.formats.revisited import Gnd, load_gnd, load_ranks
+from bench.metrics.gpr1200 import GprResult, evaluate_gpr1200
+from bench.metrics.pixel import PixelResult, evaluate_pixel
+from bench.metrics.revisited import RankScan, RevisitedSetupResult, evaluate_revisited, scan_ranks
+from bench.workspace import DatasetFiles, MethodFiles
+from bench.workspace import discover as _discover
+from ui import roots
+from ui.state import SETUPS
+
+
+@dataclass(frozen=True)
+class GprSpec:
+    """The GPR1200 input chosen in the sidebar (all paths already checked against roots)."""
+
+    images: Path
+    embeddings: Path | None
+    indices: Path | None
+    metric: str
+    order: Path | None
+
+    @property
+    def input_file(self) -> Path | None:
+        return self.embeddings or self.indices
+
+
+# ---------------------------------------------------------------- cache keys
+
+def stamp(path: str | os.PathLike | None) -> tuple | None:
+    """``(path, size, mtime_ns)`` of a file, ``(path, mtime_ns)`` of a folder, ``None``
+    for no path; a path that cannot be read still gets a key (its absolute path)."""
+    if path is None:
+        return None
+    key = thumbs.file_key(path)
+    if key is not None:
+        return key
+    try:
+        return (os.path.abspath(path), os.stat(path).st_mtime_ns)
+    except OSError:
+        return (os.path.abspath(path), None)
+
+
+def _files_key(obj: DatasetFiles | MethodFiles) -> tuple:
+    """Every field of a discovered dataset or method, each file as its stamp (a dataset's
+    methods are left out: each method is keyed by its own files)."""
+    return tuple((f.name, stamp(v) if isinstance(v, Path) else v)
+                 for f in fields(obj) if f.name != "methods"
+                 for v in (getattr(obj, f.name),))
+
+
+def _spec_key(s: GprSpec) -> tuple:
+    return (stamp(s.images), stamp(s.embeddings), stamp(s.indices), s.metric,
+            stamp(s.order))
+
+
+HASH_FUNCS = {DatasetFiles: _files_key, MethodFiles: _files_key, GprSpec: _spec_key,
+              type(Path()): stamp}
+
+
+# ---------------------------------------------------------------- discovery
+
+@st.cache_data(show_spinner=False, ttl=120, max_entries=32, hash_funcs=HASH_FUNCS)
+def discover(root: Path, images: Path | None = None) -> list[DatasetFiles]:
+    """The datasets and methods under *root* (``bench.workspace.discover``); cached for
+    2 minutes per folder stamp (:func:`rescan` forgets it)."""
+    return _discover(root, images_dir=images)
+
+
+def rescan() -> None:
+    discover.clear()
+
+
+# ---------------------------------------------------------------- Revisited
+
+@st.cache_resource(show_spinner=False, max_entries=16, hash_funcs=HASH_FUNCS)
+def gnd(ds: DatasetFiles) -> Gnd:
+    """The dataset's ground truth."""
+    return load_gnd(ds.gnd)
+
+
+def ranks(ds: DatasetFiles, m: MethodFiles) -> np.ndarray:
+    """The method's ranks ``(n_rows, n_queries)``, memory-mapped for this run only."""
+    return load_ranks(m.ranks, gnd(ds))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16, hash_funcs=HASH_FUNCS)
+def scan(ds: DatasetFiles, m: MethodFiles) -> RankScan:
+    """Where each query's labelled images sit in the method's ranking (one pass over the
+    ranks file; the mapping is released when the pass ends)."""
+    g = gnd(ds)
+    return scan_ranks(load_ranks(m.ranks, g), g, path=m.ranks)
+
+
+@st.cache_data(show_spinner=False, max_entries=64, hash_funcs=HASH_FUNCS)
+def revisited(ds: DatasetFiles, m: MethodFiles, protocol: str
+              ) -> dict[str, RevisitedSetupResult]:
+    """mAP and mP@k per setup (``bench.metrics.revisited``)."""
+    return evaluate_revisited(scan(ds, m), gnd(ds), protocol=protocol)
+
+
+@st.cache_data(show_spinner=False, max_entries=256, hash_funcs=HASH_FUNCS)
+def rank_of(ds: DatasetFiles, m: MethodFiles, q: int, i: int) -> int | None:
+    """1-based rank of database image *i* in query *q*'s ranking, ``None`` if the
+    ranking does not list it. Labelled images come from the scan; any other image (a
+    negative, a distractor) is looked up in row chunks, the top 1,000 rows first."""
+    sc = scan(ds, m)
+    for label in ("easy", "hard", "junk"):
+        hit = np.flatnonzero(sc.ids[label][q] == i)
+        if hit.size:
+            return int(sc.pos[label][q][hit[0]]) + 1
+    r = ranks(ds, m)
+    n = r.shape[0]
+    start, step = 0, 1000
+    while start < n:
+        col = np.asarray(r[start:start + step, q])
+        hit = np.flatnonzero(col == i)
+        if hit.size:
+            return start + int(hit[0]) + 1
+        start += step
+        step = max(step, 1 << 18)
+    return None
+
+
+def ranked_at(ds: DatasetFiles, m: MethodFiles, q: int, rank: int) -> int | None:
+    """The database index at 1-based *rank* of query *q* (``None`` past the ranking)."""
+    r = ranks(ds, m)
+    return int(r[rank - 1, q]) if 1 <= rank <= r.shape[0] else None
+
+
+def n_ranked(ds: DatasetFiles, m: MethodFiles) -> int:
+    """Rows of the method's ranking (database images + distractors, or fewer)."""
+    return int(ranks(ds, m).shape[0])
+
+
+# ---------------------------------------------------------------- pixel level
+
+def has_pixel(ds: DatasetFiles | None, m: MethodFiles | None) -> bool:
+    """Whether pixel-level results exist for this dataset and method."""
+    return bool(ds and m and ds.pair_labels and m.matches)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16, hash_funcs=HASH_FUNCS)
+def pixel_inputs(ds: DatasetFiles, m: MethodFiles) -> PixelInputs:
+    """Ground-truth regions, predictions and image sizes of every labelled pair."""
+    return load_pixel_inputs(gnd(ds), pair_labels=ds.pair_labels,
+                             labels_root=ds.labels_root, matches=m.matches)
+
+
+@st.cache_data(show_spinner=False, max_entries=64, hash_funcs=HASH_FUNCS)
+def pixel(ds: DatasetFiles, m: MethodFiles, protocol: str) -> PixelResult:
+    """mIoU, mAP@k and per-pair IoU (``bench.metrics.pixel``); mAP@k with ranks only."""
+    inputs = pixel_inputs(ds, m)
+    sc = scan(ds, m) if m.ranks else None
+    return evaluate_pixel(gnd(ds), inputs.gt, inputs.preds, ranks=sc, protocol=protocol,
+                          image_sizes=inputs.sizes, warnings=inputs.warnings)
+
+
+# ---------------------------------------------------------------- methods table
+
+@st.cache_data(show_spinner=False, max_entries=64, hash_funcs=HASH_FUNCS)
+def method_summary(ds: DatasetFiles, m: MethodFiles, protocol: str
+                   ) -> dict[str, float | None]:
+    """One row of the methods table: numbers only (mAP per setup; mIoU bbox / seg and
+    mAP@k for medium and hard), computed once per file stamp."""
+    row: dict[str, float | None] = {}
+    if m.ranks:
+        rr = revisited(ds, m, protocol)
+        row |= {f"mAP {s[0].upper()}": rr[s].mAP for s in SETUPS}
+    if has_pixel(ds, m):
+        pp = pixel(ds, m, protocol)
+        for s in ("medium", "hard"):
+            ss = pp.setups[s]
+            row[f"mIoU bbox {s[0].upper()}"] = ss.miou_bbox
+            row[f"mIoU seg {s[0].upper()}"] = ss.miou_seg
+            if ss.map_at_k is not None:
+                row[f"mAP@k {s[0].upper()}"] = ss.map_at_k
+    return row
+
+
+# ---------------------------------------------------------------- GPR1200
+
+@st.cache_resource(show_spinner=False, max_entries=4, hash_funcs=HASH_FUNCS)
+def gpr_inputs(spec: GprSpec) -> bi.GprInputs:
+    """The GPR1200 images (names, categories) and embeddings or neighbour indices."""
+    return bi.load_gpr_inputs(spec.images, embeddings=spec.embeddings, indices=spec.indices,
+                              metric=spec.metric, order=spec.order)
+
+
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=HASH_FUNCS)
+def gpr_result(spec: GprSpec) -> GprResult:
+    """GPR1200 mAP, the six subsets and every image's AP (``bench.metrics.gpr1200``)."""
+    inp = gpr_inputs(spec)
+    if inp.embeddings is not None:
+        return evaluate_gpr1200(inp.images.categories, embeddings=inp.embeddings,
+                                metric=spec.metric)
+    return evaluate_gpr1200(inp.images.categories, indices=inp.indices)
+
+
+# ---------------------------------------------------------------- images
+
+def image_path(ds: DatasetFiles, name: str) -> Path | None:
+    """The file of image *name* in the dataset's images folder; ``None`` when missing or
+    when the name leads outside that folder (``../``, an absolute name, a symlink out)."""
+    path = thumbs.resolve_image(ds.images, name)
+    if path is None or not roots.is_inside(path, ds.images):
+        return None
+    return path
+
+
+def db_image(ds: DatasetFiles, g: Gnd, i: int) -> tuple[str, Path | None]:
+    """Name and image file of database index *i*: an ``imlist`` image, or past it an R1M
+    distractor (named from ``revisitop1m.txt`` when the dataset has it). The file is
+    ``None`` when missing or outside its images folder."""
+    if i < g.n_db:
+        return g.imlist[i], image_path(ds, g.imlist[i])
+    listing = getattr(ds, "distractor_list", None)
+    try:
+        lst = listing() if listing is not None else None
+        name, path = distractor_entry(g.n_db, i, lst)
+    except (BenchError, OSError) as e:  # an unreadable list: the index still names it
+        return f"distractor {i - g.n_db} ({e})", None
+    folder = getattr(lst, "images", None)
+    if path is None or folder is None or not path.is_file() or not roots.is_inside(path, folder):
+        return name, None
+    return name, path
+
