@@ -51,6 +51,7 @@ from bench.formats.revisited import Gnd
 from bench.metrics import check_protocol
 from bench.metrics.pixel import IGNORED_QUERIES, PIXEL_SETUPS, PixelResult
 from bench.metrics.revisited import SETUPS, RevisitedSetupResult
+from bench.protocol import Protocol
 
 Pair = tuple[int, int]
 
@@ -533,7 +534,7 @@ def load_methods(root: str | os.PathLike, dataset: str, methods: Sequence[str], 
             preds, w2 = load_matches(mf.matches, n_queries=gnd.n_queries, n_db=gnd.n_db)
             pixel = evaluate_pixel(gnd, gt, preds, ranks=scan, protocol=protocol,
                                    image_sizes=sizes, warnings=list(warns) + w2)
-            if protocol == "strict" and scan is not None:
+            if "seg" in Protocol.of(protocol).threshold_iou and scan is not None:
                 ap_t_seg = {s: map_at_k(scan, gnd, pixel.pairs, s, protocol=protocol,
                                         benchmark=pixel.benchmark, iou_kind="seg")[2]
                             for s in PIXEL_SETUPS}

@@ -20,10 +20,12 @@ from PIL import Image
 
 from bench import render
 from bench.formats.files import is_regular_file, join_under
+from bench.protocol import IMAGE_EXTS
 
 THUMB_PX = 200  # stored thumbnail: longer side in pixels
 TILE_PX = 180  # framed tile shown in the grids
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPG", ".JPEG", ".PNG")
+# extensions tried when a gnd name has none, in both cases
+_TRY_EXTS = IMAGE_EXTS + tuple(e.upper() for e in IMAGE_EXTS)
 _VERSION = "1"
 
 
@@ -63,8 +65,8 @@ def resolve_image(folder: str | os.PathLike | None, name: str) -> Path | None:
     """
     if folder is None or not isinstance(name, str) or not name:
         return None
-    cands = [name] if Path(name).suffix in IMAGE_EXTS else []
-    cands += [f"{name}{ext}" for ext in IMAGE_EXTS]
+    cands = [name] if Path(name).suffix.lower() in IMAGE_EXTS else []
+    cands += [f"{name}{ext}" for ext in _TRY_EXTS]
     for cand in cands:
         p = join_under(folder, cand)
         if p is not None and is_regular_file(p):

@@ -49,7 +49,7 @@ from bench.formats.revisited import Gnd, load_gnd, load_ranks
 from bench.inspect import image_name
 from bench.metrics.pixel import compute_pair_ious
 from bench.metrics.revisited import RankScan, scan_ranks, setup_lists
-from bench.protocol import IGNORED_QUERIES, THRESHOLDS, Protocol, benchmark_for
+from bench.protocol import IGNORED_QUERIES, PIXEL_SETUPS, THRESHOLDS, Protocol, benchmark_for
 
 Pair = tuple[int, int]
 PathLike = str | os.PathLike
@@ -59,7 +59,7 @@ LOCALISATION = ("no_region", "wrong_place", "mislocalised")
 LOCALISATION_TYPES = "+".join(LOCALISATION)
 FIXES = (*FAILURES, LOCALISATION_TYPES, "localisation", "all")
 WRONG_PLACE_MAX = 0.1  # IoU at or below this is "wrong place" (not a near miss)
-TRIAGE_SETUPS = ("medium", "hard")
+TRIAGE_SETUPS = PIXEL_SETUPS
 N_HARD_NEGATIVES = 50
 
 

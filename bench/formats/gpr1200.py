@@ -12,8 +12,8 @@ import numpy as np
 from bench.errors import HOSTILE_ERRORS, BenchError, describe
 from bench.formats.files import is_regular_file, parse_json, read_bytes, read_text
 from bench.formats.safe_pickle import load_npy
+from bench.protocol import IMAGE_EXTS
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 # at most 9 digits: a 5,000-digit category would overflow int() (Python's 4,300-digit limit)
 _NAME = re.compile(r"^(\d{1,9})_(.+)$")
 

@@ -134,7 +134,10 @@ def prepare(embeddings: np.ndarray, metric: str, *, path: object = None,
     if not finite.all():
         r = int(np.flatnonzero(~finite)[0])
         raise BenchError("non-finite values", path, f"{_row_name(r, input_rows)} holds NaN or inf")
-    row_max = np.abs(x).max(axis=1) if x.shape[1] else np.zeros(x.shape[0])
+    if x.shape[1]:
+        row_max = np.maximum(x.max(axis=1), -x.min(axis=1))
+    else:
+        row_max = np.zeros(x.shape[0])
     row_exp = _pow2_exponent(row_max)
     x += 0.0  # -0.0 -> +0.0: equal vectors have equal bytes (see _dedupe)
     if metric == "cosine":
@@ -144,24 +147,35 @@ def prepare(embeddings: np.ndarray, metric: str, *, path: object = None,
                              f"{_row_name(r, input_rows)} is all zeros: its cosine similarity "
                              "to any image is undefined (use --metric dot or l2, or drop that "
                              "image)")
-        u = np.ldexp(x, -row_exp[:, None])
-        u /= np.sqrt(np.einsum("ij,ij->i", u, u))[:, None]
-        db, inverse = _dedupe(u)
-        return Scores(queries=u, db=db, offset=None, inverse=inverse)
+        x *= np.ldexp(1.0, -row_exp)[:, None]  # exact: a power of two per row
+        x /= np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+        db, inverse = _dedupe(x)
+        return Scores(queries=x, db=db, offset=None, inverse=inverse)
     common = int(_pow2_exponent(np.array(row_max.max())))
-    y = np.ldexp(x, -common)
+    queries = x * np.ldexp(1.0, -row_exp)[:, None] if metric == "dot" else None
+    x *= np.ldexp(1.0, -common)
+    db, inverse = _dedupe(x)
     if metric == "dot":
-        db, inverse = _dedupe(y)
-        return Scores(queries=np.ldexp(x, -row_exp[:, None]), db=db, offset=None,
-                      inverse=inverse)
-    db, inverse = _dedupe(y)
-    return Scores(queries=y, db=db, offset=-0.5 * np.einsum("ij,ij->i", db, db),
+        return Scores(queries=queries, db=db, offset=None, inverse=inverse)
+    return Scores(queries=x, db=db, offset=-0.5 * np.einsum("ij,ij->i", db, db),
                   inverse=inverse)
 
 
 def _dedupe(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """(distinct rows, inverse) when some rows are identical, else (rows, None)."""
+    """(distinct rows, inverse) when some rows are identical, else (rows, None).
+
+    A wrap-around integer hash of each row's bytes first (identical rows always hash
+    alike, so no duplicate is missed); the exact ``np.unique`` only when two hashes
+    collide."""
     if rows.shape[0] < 2:
+        return rows, None
+    bits = np.ascontiguousarray(rows).view(np.uint64)
+    mult = np.random.default_rng(0).integers(1, 2**63, size=bits.shape[1],
+                                             dtype=np.uint64) | np.uint64(1)
+    h = np.zeros(rows.shape[0], dtype=np.uint64)
+    for r0 in range(0, rows.shape[0], 1024):  # bounded temporaries
+        h[r0:r0 + 1024] = (bits[r0:r0 + 1024] * mult).sum(axis=1, dtype=np.uint64)
+    if np.unique(h).size == rows.shape[0]:
         return rows, None
     uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
     if uniq.shape[0] == rows.shape[0]:
