@@ -1,4 +1,4 @@
-"""Compare methods on one dataset: per-query deltas, win/tie/loss, paired tests (PROTOCOLS §6).
+"""Compare methods on one dataset: per-query deltas, win/tie/loss, paired tests (docs/PROTOCOLS.md §6).
 
 Built from results already computed by :mod:`bench.metrics` (no file is re-read):
 
@@ -79,7 +79,7 @@ def _metric_rank(name: str) -> int:
 
 def per_query_map_at_k(ap_t: np.ndarray, n_pos: np.ndarray,
                        ignored: frozenset[int] | set[int] = frozenset()) -> np.ndarray:
-    """Per-query mAP@k (PROTOCOLS §6): ``v_q = (1/T) * sum_t a_tq``.
+    """Per-query mAP@k (docs/PROTOCOLS.md §6): ``v_q = (1/T) * sum_t a_tq``.
 
     Parameters
     ----------
@@ -239,7 +239,7 @@ def rank_biserial(d: np.ndarray) -> float:
 
 @dataclass(frozen=True, eq=False)
 class PairStats:
-    """Paired statistics of ``a - b`` on one metric (PROTOCOLS §6).
+    """Paired statistics of ``a - b`` on one metric (docs/PROTOCOLS.md §6).
 
     ``n`` entries used (both finite), ``n_missing`` left out (either NaN). ``p`` holds the
     two-sided p-values of ``"t"`` (``ttest_rel``), ``"wilcoxon"`` (signed-rank, zeros
@@ -288,7 +288,7 @@ def paired_stats(x: np.ndarray, y: np.ndarray, *, a: str = "a", b: str = "b", me
                  tol: float = DEFAULT_TOL, n_permutations: int = DEFAULT_PERMUTATIONS,
                  n_bootstrap: int = DEFAULT_BOOTSTRAP, confidence: float = DEFAULT_CONFIDENCE,
                  seed: int = DEFAULT_SEED) -> PairStats:
-    """Paired comparison of two aligned value arrays (PROTOCOLS §6).
+    """Paired comparison of two aligned value arrays (docs/PROTOCOLS.md §6).
 
     Entries where either value is NaN are dropped (``n_missing``). Deltas with
     ``|d| < tol`` are ties and become exactly 0. Each random procedure uses its own
@@ -421,7 +421,7 @@ def compare_methods(results: Mapping[str, MethodResult] | Sequence[MethodResult]
                     n_bootstrap: int = DEFAULT_BOOTSTRAP,
                     confidence: float = DEFAULT_CONFIDENCE, seed: int = DEFAULT_SEED
                     ) -> Comparison:
-    """Compare two or more methods on one dataset and protocol (PROTOCOLS §6).
+    """Compare two or more methods on one dataset and protocol (docs/PROTOCOLS.md §6).
 
     A metric is compared between two methods when both have it. Holm's correction runs,
     per metric and per test, across the pairs of methods compared on that metric.
@@ -749,7 +749,7 @@ def _letters(i: int) -> str:
 
 def to_latex(comps: Comparison | Sequence[Comparison], *, test: str = "t", alpha: float = 0.05,
              correction: str = "holm", label: str = "tab:compare") -> str:
-    """One table in the layout of the PROxford/PRParis paper (PROTOCOLS §6).
+    """One table in the layout of the PROxford/PRParis paper (docs/PROTOCOLS.md §6).
 
     Rows = methods (letters a, b, c, ... in row order); columns = each comparison's dataset
     (PROxf, PRPar, or the dataset name) x medium / hard x mIoU bbox, mIoU seg, mAP@k and

@@ -114,7 +114,7 @@ def clip_box(box: tuple[int, int, int, int], canvas: Canvas) -> tuple[int, int, 
 def batch_box_ious(preds: list[np.ndarray], gts: list[list[np.ndarray]],
                    canvases: list[Canvas]) -> np.ndarray:
     """Bbox IoU of many pairs: the inclusive boxes of the int prediction and of all
-    ground-truth points, clipped to the pair's canvas (PROTOCOLS §2 step 3)."""
+    ground-truth points, clipped to the pair's canvas (docs/PROTOCOLS.md §2 step 3)."""
     k = len(preds)
     if k == 0:
         return np.zeros(0)

@@ -1,6 +1,6 @@
 """Writers of the benchmarks' real on-disk formats, and random benchmark generators.
 
-Everything is made by code (nothing downloaded). The formats follow PROTOCOLS.md:
+Everything is made by code (nothing downloaded). The formats follow docs/PROTOCOLS.md:
 - Revisited gnd pickle: {"imlist", "qimlist", "gnd": [{"easy", "hard", "junk", "bbx"}]}
 - labelme JSON (version 4.5.6 layout) with polygon shapes
 - ``<short>_pair2labelpath.npy``: np.save of a dict "q_i" -> label path
@@ -219,7 +219,7 @@ def make_random_ranks(rng, n_db: int, n_q: int, *, n_rows: int | None = None, n_
     """(n_rows, n_q) ranks: per column a random ordering of a subset of
     range(n_db + n_extra) (indices >= n_db are distractors). n_rows < n_db + n_extra
     makes a truncated ranking; it then draws from range(max(n_rows, n_db)), the indices
-    PROTOCOLS.md section 1 allows in a file of n_rows rows."""
+    docs/PROTOCOLS.md section 1 allows in a file of n_rows rows."""
     total = n_db + n_extra
     n_rows = total if n_rows is None else n_rows
     universe = total if n_rows >= total else max(n_rows, n_db)

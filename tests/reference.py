@@ -1,11 +1,11 @@
-"""Plain reference implementations of every metric in PROTOCOLS.md.
+"""Plain reference implementations of every metric in docs/PROTOCOLS.md.
 
-Written straight from /work/shared/PROTOCOLS.md, deliberately slow and literal: Python
+Written straight from docs/PROTOCOLS.md, deliberately slow and literal: Python
 loops, no clever vectorisation (except where a full-canvas mask would otherwise take
 minutes; there the loop over edges stays and only the loop over pixels is numpy), and
 no code shared with ``bench/``. This module must never import ``bench``.
 
-Section numbers below refer to PROTOCOLS.md.
+Section numbers below refer to docs/PROTOCOLS.md.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def _truncate(points) -> list[tuple[int, int]]:
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = int(np.count_nonzero(a & b))
     union = int(np.count_nonzero(a | b))
-    # Choice (not in PROTOCOLS.md): an empty union (nothing of either region lies on the
+    # Choice (not in docs/PROTOCOLS.md): an empty union (nothing of either region lies on the
     # canvas) gives IoU 0, not NaN; the pair then simply scores nothing.
     if union == 0:
         return 0.0

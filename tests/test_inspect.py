@@ -83,7 +83,7 @@ def test_pr_points_integrate_to_the_ap(loaded):
             if res[setup].n_pos[q] == 0:
                 continue
             # trapezoids between consecutive points, starting from precision 1 at recall 0
-            # (PROTOCOLS §1 step 3), give the AP
+            # (docs/PROTOCOLS.md §1 step 3), give the AP
             n = res[setup].n_pos[q]
             j = np.arange(1, rec.size + 1)
             r = np.round(j / prec - 1).astype(int)  # adjusted positions back

@@ -1,4 +1,4 @@
-"""Every quirk of PROTOCOLS.md as a small case computed by hand, run through bench/.
+"""Every quirk of docs/PROTOCOLS.md as a small case computed by hand, run through bench/.
 
 Each test states its hand computation in comments; the numbers are not taken from what
 the code prints.

@@ -1,6 +1,6 @@
 """Hand-computed cases that pin the plain reference (tests/reference.py) itself.
 
-If these pass, the reference says what PROTOCOLS.md says on small cases one can check
+If these pass, the reference says what docs/PROTOCOLS.md says on small cases one can check
 with pencil and paper; the comparison tests then extend that trust to random inputs.
 """
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from bench.errors import BenchError
+from bench.errors import HOSTILE_ERRORS, BenchError
 from bench.workspace import DatasetFiles, MethodFiles
 from ui.loaders import GprSpec, has_pixel
 
@@ -69,6 +69,12 @@ def guard(fix: str = "") -> Iterator[None]:
         yield
     except BenchError as e:
         st.error(str(e), icon=":material/error:")
+        if fix:
+            st.caption(fix)
+        st.stop()
+    except HOSTILE_ERRORS as e:  # a reader let something unusable through: say so, keep going
+        msg = str(e)[:300] if not isinstance(e, MemoryError) else "out of memory"
+        st.error(f"unusable input: {type(e).__name__}: {msg}", icon=":material/error:")
         if fix:
             st.caption(fix)
         st.stop()

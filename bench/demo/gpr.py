@@ -3,7 +3,7 @@
 Each category is one bundled picture (or one distinct region of a large one), seen
 through ten random views: crop, scale, flip, brightness, contrast and saturation, and
 sometimes gray. Categories come in six contiguous blocks of equal size, which the
-GPR1200 protocol reads as its six subsets (PROTOCOLS.md section 3, "other sizes").
+GPR1200 protocol reads as its six subsets (docs/PROTOCOLS.md section 3, "other sizes").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""GPR1200 images folder, order file, embeddings and neighbour indices (PROTOCOLS §3)."""
+"""GPR1200 images folder, order file, embeddings and neighbour indices (docs/PROTOCOLS.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PROxford / PRParis pixel ground truth and a method's pixel result (PROTOCOLS §2).
+"""PROxford / PRParis pixel ground truth and a method's pixel result (docs/PROTOCOLS.md §2).
 
 - ``<short>_pair2labelpath.npy``: ``{"q_i": "relative/label.json"}`` saved with ``np.save``.
 - labelme JSON: ``shapes[*].points = [[x, y], ...]``; the pair's region is their union.

@@ -1,4 +1,4 @@
-"""Revisited Oxford / Paris ground truth (``gnd_*.pkl``) and image-level ranks (PROTOCOLS §1)."""
+"""Revisited Oxford / Paris ground truth (``gnd_*.pkl``) and image-level ranks (docs/PROTOCOLS.md §1)."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def make_trials(gnd: Gnd, pairs_available: Iterable[Pair], *, n_trials: int, see
     Parameters
     ----------
     gnd : the dataset's ground truth; its easy and hard lists say which pairs are
-        positives and how hard they are (PROTOCOLS §1). Pairs of *pairs_available* that
+        positives and how hard they are (docs/PROTOCOLS.md §1). Pairs of *pairs_available* that
         are not easy or hard positives are ignored.
     pairs_available : the pairs that can be shown (for ``source="method"`` usually those
         with a ground-truth label and a prediction, see :func:`available_pairs`).
@@ -246,7 +246,7 @@ def load_study_data(gnd_path: str | os.PathLike, *, pair_labels: str | os.PathLi
                     labels_root: str | os.PathLike | None,
                     images: str | os.PathLike | None = None,
                     matches: str | os.PathLike | None = None) -> StudyData:
-    """Read what a study needs with the project's readers (PROTOCOLS §1, §2)."""
+    """Read what a study needs with the project's readers (docs/PROTOCOLS.md §1, §2)."""
     gnd = load_gnd(gnd_path)
     gt, _sizes, _paths, warnings = load_ground_truth_labels(gnd, pair_labels, labels_root)
     preds = None
