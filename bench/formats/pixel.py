@@ -178,22 +178,29 @@ def load_matches(path: str | os.PathLike, *, n_queries: int | None = None, n_db:
     """Read a method's ``matching_result`` -> ``{(q, i): (n, 2) float [x, y] or None}``.
 
     ``None`` means no prediction (an empty list). A malformed value is a warning and
-    ``None``; keys outside the dataset are an error (wrong dataset's file).
+    ``None``; a query outside the dataset is an error (wrong dataset's file); pairs with
+    images beyond the ground truth's (R1M distractors) are left out with one warning.
     """
     raw = _dict_file(path, "matching result")
     out: dict[Pair, np.ndarray | None] = {}
     warnings: list[BenchWarning] = []
     bad_keys = []
+    beyond: list[str] = []
     for key, val in raw.items():
         m = _MATCH_KEY.match(key) if isinstance(key, str) else None
         if not m:
             bad_keys.append(describe(key))
             continue
         q, i = int(m.group(1)), int(m.group(2))
-        if (n_queries is not None and q >= n_queries) or (n_db is not None and i >= n_db):
+        if n_queries is not None and q >= n_queries:
             raise BenchError("pair outside the dataset", path,
-                             f"key {key} refers to query {q} / image {i} but the ground truth has "
-                             f"{n_queries} queries and {n_db} images; is this another dataset's result?")
+                             f"key {key} refers to query {q} but the ground truth has "
+                             f"{n_queries} queries; is this another dataset's result?")
+        if n_db is not None and i >= n_db:
+            # an R1M result (pR1M<dataset>.npy) may hold pairs with distractors: they have
+            # no ground truth and no metric reads them
+            beyond.append(key)
+            continue
         if val is None or (isinstance(val, list | tuple) and len(val) == 0) or (
                 isinstance(val, np.ndarray) and val.ndim > 0 and len(val) == 0):
             out[(q, i)] = None
@@ -203,8 +210,12 @@ def load_matches(path: str | os.PathLike, *, n_queries: int | None = None, n_db:
         except (ValueError, *HOSTILE_ERRORS) as exc:
             warnings.append(BenchWarning(f"{q}_{i}", path, f"{exc}; counted as no prediction"))
             out[(q, i)] = None
+    if beyond:
+        warnings.append(BenchWarning("*", path, f"{len(beyond)} pairs name database images beyond "
+                                     f"the {n_db} of the ground truth (distractors, e.g. "
+                                     f"{beyond[0]}): not scored, they have no ground truth"))
     if bad_keys:
-        if not out:
+        if not out and not beyond:
             raise BenchError("wrong matching result", path,
                              "no key of the form 'qimlist_<q>_imlist_<i>' (first keys: "
                              f"{', '.join(bad_keys[:3])})")
