@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: venv dev run test lint chromium bench demo clean
+.PHONY: venv dev run study test lint chromium bench demo clean
 
 venv: $(VENV)/.runtime-ok
 
@@ -34,6 +34,16 @@ chromium:
 run: venv
 	$(BIN)/python -m bench demo
 	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true --server.address 127.0.0.1 --browser.gatherUsageStats false $(if $(DATA_ROOTS),-- $(foreach d,$(DATA_ROOTS),--data-root $(d)))
+
+# A participant-only server for one user study: every URL shows that study's participant
+# screens and nothing else (no sidebar, no other page). `make study STUDY=NAME [PORT=8502]
+# [ADDRESS=0.0.0.0]` (ADDRESS=0.0.0.0 serves the network); participants open
+# http://HOST:PORT/study?study=NAME&p=<participant id>. Studies: $BENCH_STUDY_DIR or ./studies.
+ADDRESS ?= 127.0.0.1
+study: venv
+	@test -n "$(STUDY)" || { echo "usage: make study STUDY=NAME [PORT=$(PORT)] [ADDRESS=0.0.0.0]"; exit 2; }
+	$(BIN)/python -m bench study report $(STUDY) > /dev/null
+	BENCH_PARTICIPANT_ONLY=1 BENCH_STUDY=$(STUDY) $(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true --server.address $(ADDRESS) --browser.gatherUsageStats false --client.toolbarMode minimal --client.showSidebarNavigation false
 
 lint: dev
 	$(BIN)/ruff check .

@@ -15,11 +15,14 @@ _HERE = Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:  # `ui` and `bench` import from here
     sys.path.insert(0, str(_HERE))
 
-from ui import routing, sidebar, state  # noqa: E402
+from ui import participant, routing, sidebar, state  # noqa: E402
 
-st.set_page_config(page_title="Retrieval workbench", page_icon=":material/image_search:",
-                   layout="wide")
-state.init_state()
-page = routing.navigation()
-sidebar.sidebar()
-routing.run(page)
+if participant.requested():  # a participant link, or a participant-only server:
+    participant.serve()  # the study alone, no sidebar, no navigation (ui/participant.py)
+else:
+    st.set_page_config(page_title="Retrieval workbench", page_icon=":material/image_search:",
+                       layout="wide")
+    state.init_state()
+    page = routing.navigation()
+    sidebar.sidebar()
+    routing.run(page)

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from bench.geometry import PairMasks
+from bench.geometry import Canvas, PairMasks
 
 RGB = tuple[int, int, int]
 
@@ -272,6 +272,157 @@ def side_by_side(left: Image.Image, right: Image.Image, *, height: int = 420, ga
     return out
 
 
+# ---------------------------------------------------------------- regions on tiles
+
+#: How a tile shows a pair's regions: nothing, the prediction outlined, ground truth
+#: filled and prediction outlined (as :func:`overlay`), or error colours (TP / FP / FN of
+#: :data:`ERROR_COLORS`, rasterised at the tile's scale).
+MASK_MODES = ("none", "pred", "both", "errors")
+#: Frame colours of a pair by failure type (``bench.triage``, docs/PROTOCOLS.md §5).
+FAILURE_COLORS: dict[str, RGB] = {
+    "missed": (120, 90, 200),
+    "no_region": (110, 110, 120),
+    "wrong_place": (214, 40, 40),
+    "mislocalised": (240, 136, 0),
+    "ok": (46, 160, 67),
+}
+#: Frames of the Query page in pass / fail mode: a pair's IoU above the threshold or not;
+#: an image that is not an easy or hard pair has no IoU.
+PASS_COLOR: RGB = (46, 160, 67)
+FAIL_COLOR: RGB = (214, 40, 40)
+NO_PAIR_COLOR: RGB = (170, 172, 180)
+
+
+def _scaled(shape: np.ndarray | None, scale: float) -> np.ndarray | None:
+    if shape is None:
+        return None
+    return np.asarray(shape, dtype=np.float64).reshape(-1, 2) * float(scale)
+
+
+def region_masks(size: tuple[int, int], gt_shapes: Sequence[np.ndarray] | None,
+                 pred: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean ``(height, width)`` masks of the union of the ground-truth shapes and of
+    the predicted polygon on an image of *size* ``(width, height)``, each polygon filled
+    with its boundary (PIL's polygon fill; float ``[x, y]`` vertices already at this
+    image's scale). A picture of the regions, not the protocol's seg IoU masks (those are
+    :func:`bench.geometry.pair_masks` at full resolution)."""
+    gt = np.asarray(_polygon_layer(size, list(gt_shapes or []))) > 0
+    pm = np.asarray(_polygon_layer(size, [pred] if pred is not None and len(pred) else [])) > 0
+    return gt, pm
+
+
+def draw_regions(img: Image.Image, gt_shapes: Sequence[np.ndarray] | None,
+                 pred: np.ndarray | None, *, mode: str = "both", scale: float = 1.0,
+                 opacity: float = 0.45, line_width: int | None = None,
+                 error_dim: float = 0.3) -> Image.Image:
+    """A copy of *img* with a pair's regions drawn as *mode* (:data:`MASK_MODES`).
+
+    Shapes are ``[x, y]`` in the original image's pixels; *scale* maps them onto *img*
+    (a thumbnail: its width / the original width). ``"both"`` = :func:`overlay` (ground
+    truth filled at *opacity* with a thin outline, prediction outlined); ``"pred"`` = the
+    prediction's outline alone; ``"errors"`` paints the pixels of prediction and ground
+    truth (TP), prediction only (FP) and ground truth only (FN) in :data:`ERROR_COLORS`
+    over the image dimmed by *error_dim*, from :func:`region_masks` at *img*'s scale.
+    """
+    if mode not in MASK_MODES:
+        raise ValueError(f"mode must be one of {MASK_MODES}, got {mode!r}")
+    base = ensure_rgb(img)
+    gt = [_scaled(s, scale) for s in gt_shapes or []]
+    pr = _scaled(pred, scale) if pred is not None and len(pred) else None
+    if mode == "none" or (not gt and pr is None):
+        return base.copy()
+    if mode == "pred":
+        return overlay(base, [], pr, line_width=line_width)
+    if mode == "both":
+        return overlay(base, gt, pr, opacity=opacity, line_width=line_width)
+    g, p = region_masks(base.size, gt, pr)
+    masks = PairMasks(origin=(0, 0), pred=p, gt=g, canvas=Canvas(*base.size))
+    return error_map(base, masks, opacity=max(opacity, 0.7), dim=error_dim)
+
+
+def mask_tile(img: Image.Image, gt_shapes: Sequence[np.ndarray] | None,
+              pred: np.ndarray | None, color: RGB, *, scale: float = 1.0,
+              mode: str = "both", size: int = 160, border: int = 6,
+              badge: str | None = None, opacity: float = 0.45) -> Image.Image:
+    """A framed square tile (:func:`framed`, no caption: names belong in text) of *img*
+    with the pair's regions drawn (:func:`draw_regions`) **after** scaling the image to
+    the tile, so outlines and fills keep their exact colours and a 2-pixel line.
+
+    *scale* maps the shapes' original image pixels onto *img* (a thumbnail).
+    """
+    small = fit(img, size - 2 * border)
+    s = float(scale) * small.width / max(ensure_rgb(img).width, 1)
+    drawn = draw_regions(small, gt_shapes, pred, mode=mode, scale=s, opacity=opacity,
+                         line_width=2)
+    return framed(drawn, color, size=size, border=border, badge=badge)
+
+
+def blank_canvas(size: tuple[int, int] | None, shapes: Sequence[np.ndarray] = (), *,
+                 max_side: int = 200, bg: RGB = (236, 238, 242)) -> tuple[Image.Image, float]:
+    """A plain canvas standing in for a missing image: *size* ``(width, height)`` (else
+    the shapes' extent + 10 px, else 480 x 360) scaled to at most *max_side*; returns the
+    canvas and the scale from the original pixels onto it."""
+    if size is None:
+        pts = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in shapes if s is not None
+               and len(s)]
+        if pts:
+            allp = np.concatenate(pts)
+            size = (int(max(allp[:, 0].max(), 1)) + 10, int(max(allp[:, 1].max(), 1)) + 10)
+    w, h = size or (480, 360)
+    w, h = max(int(w), 1), max(int(h), 1)
+    s = min(1.0, max_side / max(w, h))
+    return Image.new("RGB", (max(1, round(w * s)), max(1, round(h * s))), bg), s
+
+
+# ---------------------------------------------------------------- two methods on one pair
+
+#: Two-method pair view: method A's polygon solid (as :func:`overlay`), method B's dashed.
+PRED_A_COLOR: RGB = PRED_COLOR
+PRED_B_COLOR: RGB = (255, 196, 0)
+
+
+def _dashed_closed(draw: ImageDraw.ImageDraw, pts: list[tuple[float, float]], color: RGB,
+                   width: int, dash: float, gap: float) -> None:
+    """The closed polygon *pts* as a dashed line (the pattern runs on across corners)."""
+    ring = pts + pts[:1]
+    phase = 0.0  # distance into the current dash + gap period
+    period = dash + gap
+    for (x0, y0), (x1, y1) in zip(ring, ring[1:], strict=False):
+        seg = float(np.hypot(x1 - x0, y1 - y0))
+        t = 0.0
+        while t < seg:
+            in_dash = phase < dash
+            step = min((dash - phase) if in_dash else (period - phase), seg - t)
+            if in_dash and step > 0:
+                a, b = t / seg, (t + step) / seg
+                draw.line([(x0 + (x1 - x0) * a, y0 + (y1 - y0) * a),
+                           (x0 + (x1 - x0) * b, y0 + (y1 - y0) * b)], fill=color, width=width)
+            t += step
+            phase = (phase + step) % period
+
+
+def overlay_two(img: Image.Image, gt_shapes: Sequence[np.ndarray], pred_a: np.ndarray | None,
+                pred_b: np.ndarray | None, *, opacity: float = 0.45,
+                line_width: int | None = None, gt_color: RGB = GT_COLOR,
+                a_color: RGB = PRED_A_COLOR, b_color: RGB = PRED_B_COLOR) -> Image.Image:
+    """Two methods' predictions on one database image: the ground truth filled (as
+    :func:`overlay`), method A's polygon outlined solid with round vertex dots, method B's
+    dashed with square vertex dots, drawn last so that where the two outlines coincide
+    both stay visible. ``None`` or an empty array = that method predicted nothing."""
+    out = overlay(img, gt_shapes, pred_a, opacity=opacity, line_width=line_width,
+                  gt_color=gt_color, pred_color=a_color)
+    if pred_b is None or not len(pred_b):
+        return out
+    lw = line_width or max(2, round(max(out.size) / 200))
+    pts = [(float(x), float(y)) for x, y in np.asarray(pred_b, dtype=np.float64).reshape(-1, 2)]
+    draw = ImageDraw.Draw(out)
+    _dashed_closed(draw, pts, b_color, lw, dash=4.0 * lw + 6, gap=2.0 * lw + 3)
+    r = lw + 1
+    for x, y in pts:
+        draw.rectangle((x - r, y - r, x + r, y + r), fill=b_color)
+    return out
+
+
 def png_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     ensure_rgb(img).save(buf, format="PNG", optimize=False, compress_level=3)
@@ -284,7 +435,10 @@ def jpeg_bytes(img: Image.Image, *, quality: int = 85) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["ERROR_COLORS", "GT_COLOR", "LABEL_COLORS", "OTHER_COLOR", "PRED_COLOR",
-           "QUERY_COLOR", "SAME_COLOR", "crop_box", "draw_box", "ensure_rgb", "error_counts",
-           "error_map", "fit", "framed", "hex_color", "jpeg_bytes", "letterbox", "overlay",
-           "placeholder", "png_bytes", "side_by_side"]
+__all__ = ["ERROR_COLORS", "FAILURE_COLORS", "FAIL_COLOR", "GT_COLOR", "LABEL_COLORS",
+           "MASK_MODES", "NO_PAIR_COLOR", "OTHER_COLOR", "PASS_COLOR", "PRED_COLOR",
+           "QUERY_COLOR", "SAME_COLOR", "blank_canvas", "crop_box", "draw_box", "draw_regions",
+           "ensure_rgb", "error_counts", "error_map", "fit", "framed", "hex_color",
+           "jpeg_bytes", "letterbox", "mask_tile", "overlay", "placeholder", "png_bytes",
+           "region_masks", "side_by_side"]
+__all__ += ["PRED_A_COLOR", "PRED_B_COLOR", "overlay_two"]

@@ -34,6 +34,15 @@ fig.add_hline(y=100 * res.mAP, line_dash="dot")
 fig.update_layout(title=f"mAP per subset · dotted: mAP {pct(res.mAP)}", yaxis_title="mAP (%)", yaxis_range=[0, 105],
                   height=300, margin=dict(l=10, r=10, t=40, b=10))
 
+
+
+def _open_category(rows: list[bi.CategoryRow]) -> None:
+    """Worst-categories selection: show the neighbours of that category's first image."""
+    sel = st.session_state["worst_cats"].selection.rows
+    if sel and sel[0] < len(rows):
+        state.put("gq", int(np.flatnonzero(cats == rows[sel[0]].category)[0]))
+
+
 left, right = st.columns([3, 2])
 with left:
     if deferred.charts_now():
@@ -41,11 +50,13 @@ with left:
     else:
         st.caption(":material/hourglass_top: Loading chart…")
 with right:
-    st.markdown("**Worst categories**")
+    st.markdown("**Worst categories**", help="Select a row to see the neighbours of the "
+                "category's first image below.")
     worst = bi.worst_categories(imgs, res, 10)
-    st.table([{"category": bi.category_label(imgs, r.category), "subset": r.subset,
-               "mean AP": pct(r.mean_ap), "min AP": pct(r.min_ap)} for r in worst],
-             hide_index=True)
+    st.dataframe([{"category": bi.category_label(imgs, r.category), "subset": r.subset,
+                   "mean AP": pct(r.mean_ap), "min AP": pct(r.min_ap)} for r in worst],
+                 key="worst_cats", on_select=lambda: _open_category(worst),
+                 selection_mode="single-row", hide_index=True, width="stretch")
 
 # ---------------------------------------------------------------- one query
 st.subheader("Query")
@@ -89,13 +100,15 @@ with right:
     widgets.legend([("same category", render.SAME_COLOR), ("other category", render.OTHER_COLOR)])
 
 score_name = {"cosine": "cos", "dot": "dot", "l2": "dist"}.get(inputs.metric, "")
-cols = st.columns(N_COLS)
 for r, j in enumerate(idx.tolist(), start=1):
+    if (r - 1) % N_COLS == 0:  # row by row: the reading order is the rank
+        cols = st.columns(N_COLS)
     ok = bool(same_flags[r - 1])
     line2 = f"{score_name} {scores[r - 1]:.3f}" if scores is not None else ""
     if not ok:
         line2 = (line2 + " · " if line2 else "") + bi.category_label(imgs, int(cats[j]))
     tile = thumbs.tile_jpeg(imgs.folder / imgs.names[j], imgs.names[j],
-                            render.SAME_COLOR if ok else render.OTHER_COLOR, badge=f"#{r}",
-                            caption=(imgs.names[j], line2))
-    cols[(r - 1) % N_COLS].image(tile, width="stretch")
+                            render.SAME_COLOR if ok else render.OTHER_COLOR, badge=f"#{r}")
+    col = cols[(r - 1) % N_COLS]
+    col.image(tile, width="stretch")
+    col.caption(f"**{imgs.names[j]}**" + (f"  \n{line2}" if line2 else ""))

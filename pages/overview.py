@@ -143,25 +143,27 @@ with left:
             setup, note = "medium", "mIoU exists for medium and hard; showing medium."
         ps = pix[c.protocol].setups[setup]
         values = ps.per_query_bbox if qv == "miou_bbox" else ps.per_query_seg
+    order = views.worst_first(values)  # worst first, queries without positives last
+    names = views.query_names(g)
     vals = np.nan_to_num(values, nan=0.0)
-    labels = [f"{q} · {n}" for q, n in enumerate(g.qimlist)]
     fig = go.Figure(go.Bar(
-        x=list(range(g.n_queries)), y=vals * 100, customdata=np.arange(g.n_queries),
-        text=[pct(v) for v in values], hovertext=labels,
+        x=[names[q] for q in order], y=(vals[order] * 100).tolist(),
+        customdata=order.tolist(),
+        text=[pct(values[q]) for q in order],
+        hovertext=[f"query {q} · {g.qimlist[q]}" for q in order],
         hovertemplate="%{hovertext}<br>%{text}<extra>click to open</extra>",
-        marker=dict(color=vals, colorscale="RdYlGn", cmin=0, cmax=1),
+        marker=dict(color=vals[order], colorscale="RdYlGn", cmin=0, cmax=1),
         textposition="none"))
-    fig.update_layout(title=f"{choices[qv]} per query · {setup} · click a bar to open it",
-                      xaxis_title="query", yaxis_title="%", yaxis_range=[0, 100],
+    fig.update_layout(title=f"{choices[qv]} per query · {setup} · worst first · click a bar "
+                            "to open it",
+                      xaxis_title=None, yaxis_title="%", yaxis_range=[0, 100],
                       clickmode="event+select", **CHART)
-    if g.n_queries <= 40:
-        fig.update_xaxes(dtick=1)
+    fig.update_xaxes(type="category", tickangle=-60, tickfont=dict(size=9), automargin=True)
     ev = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="ap_bars",
                          width="stretch")
-    points = (ev.selection.points if ev is not None and hasattr(ev, "selection") else [])
-    if points:
-        q_sel = int(points[0].get("point_index", points[0].get("x", 0)))
-        routing.go(routing.QUERY, q=q_sel)
+    q_sel = views.picked(ev)
+    if q_sel is not None:
+        routing.go(routing.QUERY, q=int(q_sel))
     if note:
         st.caption(note)
     fa, fb = st.columns([3, 1], vertical_alignment="bottom")
@@ -203,12 +205,27 @@ with left:
         b, s, missing = bi.setup_iou_values(g, pix[c.protocol], hs)
         fig = go.Figure()
         for arr, name, color in ((b, "bbox", "#1f6feb"), (s, "seg", "#f08800")):
-            fig.add_trace(go.Histogram(x=arr * 100, name=f"{name} IoU", opacity=0.6,
-                                       xbins=dict(start=0, end=100.001, size=5),
-                                       marker_color=color))
-        fig.update_layout(barmode="overlay", title=f"Pair IoU · {hs} positives",
-                          xaxis_title="IoU (%)", yaxis_title="pairs", **CHART)
-        st.plotly_chart(fig, width="stretch", key="iou_hist")
+            edges, counts = views.iou_bins(arr)
+            fig.add_trace(go.Bar(
+                x=[100 * (lo + hi) / 2 for lo, hi in edges], y=counts.tolist(), width=5,
+                name=f"{name} IoU", opacity=0.6, marker_color=color,
+                customdata=[[lo, hi, name] for lo, hi in edges],
+                hovertemplate=f"{name} IoU %{{customdata[0]:.2f}}–%{{customdata[1]:.2f}}: "
+                              "%{y} pairs<extra>click: these pairs on the Errors page"
+                              "</extra>"))
+        fig.update_layout(barmode="overlay", title=f"Pair IoU · {hs} positives · click a bin "
+                          "to list its pairs", xaxis_title="IoU (%)", yaxis_title="pairs",
+                          xaxis_range=[0, 100], clickmode="event+select", **CHART)
+        ev = st.plotly_chart(fig, width="stretch", key="iou_hist", on_select="rerun",
+                             selection_mode="points")
+        hit = views.picked(ev)
+        if hit is not None:
+            lo, hi, kind = hit
+            # the Errors page's setups are medium and hard; easy pairs = medium, label easy
+            routing.go(routing.ERRORS, eset="hard" if hs == "hard" else "medium",
+                       elab={"easy": "easy", "hard": "hard"}.get(hs, "all"), efcol=kind,
+                       elo=float(lo), ehi=float(hi), efail="", ermax=0, esort="worst",
+                       epage=0)
         st.caption(f"{b.size} pairs with a prediction; {missing} without one (not shown: "
                    "the official mIoU skips easy ones and counts hard ones as 0).")
 with right:

@@ -31,6 +31,13 @@ with st.spinner("Loading…"), context.guard(context.FIX_FILES):
     pix = {p: loaders.pixel(ds, m, p) for p in PROTOCOLS} if has_pix else None
     inputs = loaders.pixel_inputs(ds, m) if has_pix else None
 
+# the second method of the two-method view ("Compare with", URL key m2)
+others = [n for n in ds.methods if m is None or n != m.name]
+mb = ds.methods.get(state.get("m2")) if state.get("m2") in others else None
+with context.guard(context.FIX_FILES):
+    pix_b = loaders.pixel(ds, mb, c.protocol) if has_pix and loaders.has_pixel(ds, mb) else None
+    inputs_b = loaders.pixel_inputs(ds, mb) if pix_b is not None else None
+
 q = min(max(int(state.get("q")), 0), g.n_queries - 1)
 state.put("q", q)
 labels = bi.labels_of(g, q)
@@ -113,6 +120,13 @@ with ctl[0]:
     mode = widgets.radio("View", list(MODES), "mode", horizontal=True, format_func=MODES.get)
 with ctl[1]:
     opacity = widgets.slider("Opacity", 0.0, 1.0, "opacity", step=0.05)
+with ctl[2]:
+    if others:
+        widgets.select("Compare with", ["", *others], "m2", wkey="w_m2_pair",
+                       format_func=lambda n: n or "— no second method —",
+                       help="Draw a second method's predicted region (dashed) beside this "
+                            "one's, with both IoUs; the Compare page compares them on every "
+                            "query.")
 
 # ---------------------------------------------------------------- inputs of this pair
 key = (q, i)
@@ -137,9 +151,21 @@ def scaled(arr: np.ndarray) -> np.ndarray:
 
 
 base = render.fit(img, MAX_SIDE) if scale < 1 else img
-view = render.overlay(base, [scaled(s) for s in gt or []],
-                      scaled(pred) if pred is not None else None, opacity=opacity)
-legend = [("ground truth (filled)", render.GT_COLOR), ("prediction (outline)", render.PRED_COLOR)]
+pred_b = inputs_b.preds.get(key) if inputs_b is not None else None
+if pix_b is not None:  # two methods: A solid, B dashed
+    view = render.overlay_two(base, [scaled(s) for s in gt or []],
+                              scaled(pred) if pred is not None else None,
+                              scaled(pred_b) if pred_b is not None else None, opacity=opacity)
+    legend = [("ground truth (filled)", render.GT_COLOR),
+              (f"A: {m.name} (solid){'' if pred is not None else ' · no prediction'}",
+               render.PRED_A_COLOR),
+              (f"B: {mb.name} (dashed){'' if pred_b is not None else ' · no prediction'}",
+               render.PRED_B_COLOR)]
+else:
+    view = render.overlay(base, [scaled(s) for s in gt or []],
+                          scaled(pred) if pred is not None else None, opacity=opacity)
+    legend = [("ground truth (filled)", render.GT_COLOR),
+              ("prediction (outline)", render.PRED_COLOR)]
 counts = None
 note = ""
 if mode == "errors":
@@ -149,6 +175,8 @@ if mode == "errors":
         view = render.error_map(img, masks, opacity=max(opacity, 0.05))
         if scale < 1:
             view = render.fit(view, MAX_SIDE)
+        if pix_b is not None:
+            note = f"The error map shows A ({m.name}) only; the overlay shows both methods."
         legend = [(f"true positive · {counts['tp']:,} px", render.ERROR_COLORS["tp"]),
                   (f"false positive · {counts['fp']:,} px", render.ERROR_COLORS["fp"]),
                   (f"false negative · {counts['fn']:,} px", render.ERROR_COLORS["fn"])]
@@ -229,6 +257,23 @@ with panel:
                        "image. Seg IoU fills polygons with their boundary.")
     elif pix is None:
         st.caption("No pixel-level result for this method: IoU not available.")
+    if pix_b is not None and is_pair:
+        st.markdown(f"**A: {m.name}** vs **B: {mb.name}** ({c.protocol})")
+        va, vb = pix[c.protocol].pairs.get(key), pix_b.pairs.get(key)
+        rows_ab = []
+        for kind, col in (("bbox", 0), ("seg", 1)):
+            x = va[col] if va is not None else None
+            y = vb[col] if vb is not None else None
+            rows_ab.append({"IoU": kind, f"A: {m.name}": pct(x) if x is not None else "—",
+                            f"B: {mb.name}": pct(y) if y is not None else "—",
+                            "Δ (A − B)": (f"{100 * (x - y):+.2f}" if x is not None
+                                          and y is not None else "—")})
+        st.table(rows_ab, hide_index=True)
+        st.caption("— : no prediction for this pair (how it counts: see above). "
+                   + (f"B ranks it #{rk_b}." if (rk_b := (loaders.rank_of(ds, mb, q, i)
+                                                          if mb.ranks else None)) else ""))
+    elif mb is not None and is_pair and has_pix:
+        st.caption(f"{mb.name} has no pixel-level result: only A's region is drawn.")
     st.download_button("Download PNG", render.png_bytes(view),
                        file_name=f"pair_q{q}_{name}_{mode}.png", mime="image/png",
                        icon=":material/download:")

@@ -1,4 +1,5 @@
-"""Query: the query image, its ranked results framed by label, and the positives it missed."""
+"""Query: the query image, its ranked results framed by label (or pass / fail) with the
+predicted and ground-truth regions drawn on them, and the positives it missed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import streamlit as st
 
 from bench import inspect as bi
 from bench import render, thumbs
-from ui import context, loaders, routing, state, views, widgets
+from ui import context, loaders, rankings, routing, state, views, widgets
 from ui.format import pct, query_label
 
 routing.ensure_routed()
@@ -86,30 +87,80 @@ with right:
     elif stats.n_pos:
         st.success(f"Every positive is in the top {k}.")
 
+# a second method's top k beside this one's (URL key m2; ui/rankings.py)
+rankings.second_ranking(ds, g, m, q, k, c.setup, c.protocol)
+
 # ---------------------------------------------------------------- ranked results
 st.subheader(f"Top {k}")
-widgets.legend(widgets.LABEL_LEGEND)
+REGIONS = {"none": "None", "pred": "Prediction", "both": "Both", "errors": "Error colours"}
+FRAMES = {"label": "Label", "pass": "Pass / fail at t"}
+inputs = loaders.pixel_inputs(ds, m) if pix is not None else None
+if inputs is not None:
+    tc = st.columns([4, 3, 3], vertical_alignment="bottom")
+    with tc[0]:
+        regions = widgets.radio(
+            "Regions", list(REGIONS), "qmask", horizontal=True, format_func=REGIONS.get,
+            help="Both: ground truth filled, prediction outlined (as on the Pair page). "
+                 "Error colours: prediction and ground truth (TP), prediction only (FP), "
+                 "ground truth only (FN), drawn at the tile's scale.")
+    with tc[1]:
+        frames = widgets.radio("Frames", list(FRAMES), "qframe", horizontal=True,
+                               format_func=FRAMES.get)
+    with tc[2]:
+        t = widgets.slider("IoU threshold t", 0.0, 1.0, "qt", step=0.05,
+                           disabled=frames != "pass",
+                           help="Pass: the pair's bbox IoU is above t (the rule of mAP@k at "
+                                "threshold t). Used by the pass / fail frames.")
+else:
+    regions, frames, t = "none", "label", 0.5
+legend = (widgets.LABEL_LEGEND if frames == "label" else
+          [(f"pass: bbox IoU > {t:.2f}", render.PASS_COLOR),
+           ("fail: IoU ≤ t or no prediction", render.FAIL_COLOR),
+           ("not a pair (junk, negative)", render.NO_PAIR_COLOR)])
+if regions == "both":
+    legend = legend + [("ground truth (filled)", render.GT_COLOR),
+                       ("prediction (outline)", render.PRED_COLOR)]
+elif regions == "pred":
+    legend = legend + [("prediction (outline)", render.PRED_COLOR)]
+elif regions == "errors":
+    legend = legend + [("TP", render.ERROR_COLORS["tp"]), ("FP", render.ERROR_COLORS["fp"]),
+                       ("FN", render.ERROR_COLORS["fn"])]
+widgets.legend(legend)
 role_note = {"easy": "Easy setup: hard images count as junk.",
              "medium": "Medium setup: easy and hard are positives.",
              "hard": "Hard setup: easy images count as junk."}[c.setup]
-st.caption(f"Frame = ground-truth label. {role_note} Caption: pair IoU (bbox / seg, "
-           f"{c.protocol}) where the method predicted a region.")
+st.caption(f"Frame = {'ground-truth label' if frames == 'label' else 'pass / fail'}. "
+           f"{role_note} Caption: pair IoU (bbox / seg, {c.protocol}) where the method "
+           "predicted a region.")
 if ds.images is None:
-    st.caption(":material/image_not_supported: No images folder: tiles show names only.")
+    st.caption(":material/image_not_supported: No images folder: tiles show the regions "
+               "on a blank canvas, or names only.")
 
 items = bi.top_k(ranks, g, q, k, setup=c.setup)
-# one column block per grid column (tile n goes to column n % N_COLS): every tile and
-# button has the same height, so the rows line up, with 5 blocks instead of 10 x 5
-cols = st.columns(N_COLS)
-for n, it in enumerate(items):
-    col = cols[n % N_COLS]
-    cap = it.label
-    if pix is not None and it.label in ("easy", "hard"):
-        iou = pix.pairs.get((q, it.db))
-        cap += (f" · IoU {pct(iou[0], 1)} / {pct(iou[1], 1)}" if iou is not None
-                else " · no prediction")
-    name, path = loaders.db_image(ds, g, it.db)
-    tile = thumbs.tile_jpeg(path, name, render.LABEL_COLORS[it.label], badge=f"#{it.rank}",
-                            caption=(name, cap))
-    col.image(tile, width="stretch")
-    widgets.nav_button("Pair", routing.PAIR, key=f"pair_{it.rank}", where=col, i=it.db)
+# row by row (tile n is in row n // N_COLS): the reading and keyboard order is the rank
+for start in range(0, len(items), N_COLS):
+    cols = st.columns(N_COLS)
+    for col, it in zip(cols, items[start:start + N_COLS], strict=False):
+        key = (q, it.db)
+        is_pair = it.label in ("easy", "hard")
+        iou = pix.pairs.get(key) if pix is not None and is_pair else None
+        if frames == "pass":
+            color = (render.NO_PAIR_COLOR if not is_pair else render.PASS_COLOR
+                     if iou is not None and iou[0] > t else render.FAIL_COLOR)
+        else:
+            color = render.LABEL_COLORS[it.label]
+        cap = it.label
+        if pix is not None and is_pair:
+            cap += (f" · IoU {pct(iou[0], 1)} / {pct(iou[1], 1)}" if iou is not None
+                    else " · no prediction")
+        name, path = loaders.db_image(ds, g, it.db)
+        gt = inputs.gt.get(key) if inputs is not None else None
+        pred = inputs.preds.get(key) if inputs is not None else None
+        if regions != "none" and (gt or pred is not None):
+            tile = loaders.mask_tile(path, name, color, f"#{it.rank}", gt, pred,
+                                     inputs.sizes.get(key), regions)
+        else:
+            tile = thumbs.tile_jpeg(path, name, color, badge=f"#{it.rank}")
+        col.image(tile, width="stretch")
+        col.caption(f"**{name}**  \n{cap}")
+        widgets.nav_button("Pair", routing.PAIR, key=f"pair_{it.rank}", where=col, i=it.db)

@@ -1,485 +1,486 @@
-"""User study: can a person find the query object in a retrieved image, with and without
-the pixel-level annotation drawn on it? (after the PROxford / PRParis paper, ICCV 2023)
+"""User study: can a person find the query object in a retrieved image, and does a drawn
+region help? (after the user study of the PROxford / PRParis paper, ICCV 2023;
+docs/PROTOCOLS.md §7)
 
-Thin page over :mod:`bench.study` (design, storage, scoring, analysis) and
-:mod:`bench.render` / :mod:`bench.thumbs` (pictures). Run mode shows one trial at a time
-and appends each answer to the study's JSON Lines file at once; Results mode analyses
-that file.
+Two views of one page. A participant link (``/study?study=NAME&p=ID``) or a
+participant-only server shows the participant screens of :mod:`ui.participant` and
+nothing else. Otherwise this is the experimenter's page: set up a study on the dataset
+chosen in the sidebar (``bench.study.store.create_study``), hand out participant links,
+and follow it on a dashboard (live counts per condition and Latin-square row, balance,
+completion, active sessions) with the analysis of ``bench.study.stats.report`` (cached
+per study-file stamp through ``ui.loaders.HASH_FUNCS``), its figure and CSV / JSON export.
+Study files live in the data folder (``$BENCH_STUDY_DIR``, else ``./studies``): the page
+takes no folder from the user.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import io
 import json
-import os
-import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
+from plotly.subplots import make_subplots
 
-from bench import render, thumbs
-from bench import study as S
-from bench.demo import default_demo_dir
 from bench.errors import BenchError
-from bench.workspace import DatasetFiles
-from ui import context, routing
+from bench.study.design import GROUND_TRUTH, NONE, condition_label
+from bench.study.records import answers_csv, to_csv
+from bench.study.stats import report
+from bench.study.store import (
+    StudyStore,
+    create_study,
+    default_data_dir,
+    list_studies,
+    read_study_file,
+    study_file,
+    study_link,
+)
+from ui import context, deferred, participant, routing, state, widgets
+from ui.loaders import HASH_FUNCS
 
 routing.ensure_routed()
 
-# clicks on the image when the optional component is installed (BENCH_STUDY_BUTTONS=1
-# forces the two-button flow, e.g. for tests)
-HAS_CLICKS = (importlib.util.find_spec("streamlit_image_coordinates") is not None
-              and os.environ.get("BENCH_STUDY_BUTTONS") != "1")
-SEND_PX = 1024  # longer side of the pictures as sent to the browser
-VIEW_H = 420  # height of both pictures on the page (CSS pixels; narrower columns shrink them)
+TITLE = "User study: do pixel-level results help?"
+BAR_COLORS = ("#8b949e", "#2ea043", "#1f6feb", "#f08800", "#a371f7", "#db61a2", "#3fb950",
+              "#d29922")
+
 
 # ---------------------------------------------------------------- data
 
+@st.cache_data(show_spinner="Analysing the study…", max_entries=16, hash_funcs=HASH_FUNCS)
+def analysis(path: Path) -> dict:
+    """The study file's report and its answers as CSV; *path*'s stamp (size, mtime) is in
+    the cache key, so every new answer gives a new analysis."""
+    state = read_study_file(path)
+    return {"report": report(state), "answers_csv": answers_csv(state.answers)}
 
-def _files(ds: DatasetFiles, *, synthetic: bool, label: str) -> dict:
-    return {"label": label, "synthetic": synthetic, "gnd": ds.gnd,
-            "pair_labels": ds.pair_labels, "labels_root": ds.labels_root,
-            "images": ds.images,
-            "methods": {name: mf.matches for name, mf in ds.methods.items() if mf.matches}}
+
+def _store(path: Path) -> StudyStore:
+    key = f"_study_store:{path}"
+    if key not in st.session_state:
+        st.session_state[key] = StudyStore.open(path)
+    return st.session_state[key]
 
 
-def _data_source() -> dict | None:
-    """The dataset chosen in the app's sidebar (``ui.context.ctx()``). ``None`` (after
-    saying why) when the chosen source has no pixel labels to run a study on."""
+def base_url() -> str:
+    """``scheme://host:port`` of this server as the browser reached it ("" if unknown)."""
+    try:
+        url = st.context.url
+    except Exception:  # noqa: BLE001 - no browser context (e.g. a test)
+        url = None
+    if not url:
+        return ""
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.netloc}" if u.scheme and u.netloc else ""
+
+
+def participant_ids(n: int) -> list[str]:
+    """``P01 … Pn`` (as many digits as *n* needs, at least two)."""
+    width = max(2, len(str(n)))
+    return [f"P{k:0{width}d}" for k in range(1, n + 1)]
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _ci(ci, pct: bool = True) -> str:
+    if not ci or ci[0] is None:
+        return "—"
+    if pct:
+        return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    return f"[{ci[0] / 1000:.2f}, {ci[1] / 1000:.2f}]"
+
+
+def _s(ms) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def _p(x) -> str:
+    return "—" if x is None else (f"{x:.3g}" if x >= 0.001 else f"{x:.1e}")
+
+
+def _num(x, digits: int = 2) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+# ---------------------------------------------------------------- set-up
+
+def setup_form(data_dir: Path) -> None:
+    """The form that creates a study on the sidebar's dataset."""
     c = context.ctx()
-    if c.dataset is None:
-        if c.source == "gpr":
-            st.info("A user study needs a Revisited-format dataset with pixel labels "
-                    "(PROxford / PRParis layout); the GPR1200 source has none. Choose "
-                    "another source in the sidebar.")
-        else:
-            st.error(c.error or "No dataset found.", icon=":material/error:")
-        return None
-    if c.dataset.pair_labels is None:
-        st.warning(f"Dataset {c.dataset.name} has no pixel labels "
-                   f"({c.dataset.short}_pair2labelpath.npy): a study needs the ground-truth "
-                   "regions to score clicks and to draw them.")
-        return None
-    return _files(c.dataset, synthetic=c.synthetic,
-                  label=f"{c.dataset.name} ({'synthetic demo' if c.synthetic else c.root})")
-
-
-def _mtime(p) -> float:
-    try:
-        return Path(p).stat().st_mtime
-    except (OSError, TypeError):
-        return 0.0
-
-
-@st.cache_data(show_spinner="Reading ground truth and labels...", max_entries=8)
-def _load(gnd: str, pair_labels: str, labels_root: str, images: str | None,
-          matches: str | None, stamp: tuple) -> S.StudyData:
-    return S.load_study_data(gnd, pair_labels=pair_labels, labels_root=labels_root,
-                             images=images, matches=matches)
-
-
-def load_data(src: dict, method: str | None) -> S.StudyData:
-    matches = str(src["methods"][method]) if method else None
-    files = (src["gnd"], src["pair_labels"], matches)
-    return _load(str(src["gnd"]), str(src["pair_labels"]), str(src["labels_root"]),
-                 str(src["images"]) if src["images"] else None, matches,
-                 tuple(_mtime(f) for f in files))
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _query_picture(path: str | None, name: str, box: tuple | None, mtime: float
-                   ) -> tuple[bytes, int, int]:
-    """JPEG of the query image with its box, and its width and height."""
-    img = thumbs.open_image(path)
-    img = (render.placeholder(name, size=320, note="image not found") if img is None
-           else render.fit(render.draw_box(img, box), SEND_PX))
-    return render.jpeg_bytes(img, quality=90), img.width, img.height
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _db_picture(path: str | None, name: str, polys: tuple, source: str, mtime: float
-                ) -> tuple[bytes, int, int, float]:
-    """JPEG of the database image (the annotation drawn when *polys* is non-empty: the
-    ground truth filled, or the method's polygon outlined, by :func:`render.overlay`),
-    its width and height, and the factor from its pixels to the original image's."""
-    img = thumbs.open_image(path)
-    if img is None:
-        tile = render.placeholder(name, size=320, note="image not found")
-        return render.jpeg_bytes(tile), tile.width, tile.height, 1.0
-    shapes = [np.asarray(p, dtype=np.float64) for p in polys]
-    if shapes and source == "ground_truth":
-        img = render.overlay(img, shapes, None)
-    elif shapes:
-        img = render.overlay(img, [], shapes[0])
-    shown = render.fit(img, SEND_PX)
-    return render.jpeg_bytes(shown, quality=90), shown.width, shown.height, img.width / shown.width
-
-
-def _view_width(w: int, h: int) -> int:
-    """Display width that gives the picture VIEW_H pixels of height (both pictures of a
-    trial get the same height and fit on the screen without scrolling)."""
-    return max(1, round(VIEW_H * w / max(h, 1)))
-
-
-# ---------------------------------------------------------------- page header
-
-def _kept(key: str, default: str) -> dict:
-    """Widget arguments that keep *key*'s value when the user visits another page and
-    comes back (Streamlit forgets the state of widgets that were not shown), so answers
-    never go to a study other than the one the experimenter chose."""
-    store = f"_keep_{key}"
-    st.session_state.setdefault(store, default)
-    st.session_state[key] = st.session_state[store]
-
-    def changed() -> None:
-        st.session_state[store] = st.session_state[key]
-
-    return {"key": key, "on_change": changed}
-
-
-# while a participant works, the page shows little more than the trial
-running = bool(st.session_state.get("study_run")) and st.session_state.get("study_mode",
-                                                                           "Run") == "Run"
-if not running:
-    st.title("User study: do pixel-level results help?")
-    st.caption("Can a person find the query object in a retrieved database image faster "
-               "and more reliably when the region is drawn on it? Each participant sees half "
-               "of the pairs with the annotation and half without; another participant sees "
-               "the same pairs the other way round (after the user study of the PROxford / "
-               "PRParis paper, ICCV 2023).")
-
-try:
-    src = _data_source()
-except BenchError as exc:
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
-if src is None:
-    st.stop()
-if src["synthetic"] and running:
-    st.caption(":material/science: Synthetic demo data: this only tries the procedure out.")
-elif src["synthetic"]:
-    st.info("The data are the **embedded demo: synthetic images** made from scikit-image's "
-            "bundled photographs. A study on them only tries the procedure out; its results "
-            "say nothing about any real benchmark or method.", icon=":material/science:")
-
-settings = (st.expander("Study settings", icon=":material/settings:") if running
-            else st.container())
-with settings:
-    c1, c2, c3 = st.columns([3, 2, 2])
-    study_dir = c1.text_input("Study folder", help="Study files are kept here as "
-                              "<study name>.jsonl.",
-                              **_kept("study_dir", str(default_demo_dir().parent / "studies")))
-    study_name = c2.text_input("Study name", help="Letters, digits, '.', '_' and '-'. One "
-                               "file per study.", **_kept("study_name", "study-1"))
-    mode = c3.radio("Mode", ["Run", "Results"], key="study_mode", horizontal=True)
-    st.caption(f"Data: {src['label']}.")
-
-try:
-    path = S.study_file(study_dir, study_name)
-except ValueError as exc:
-    st.error(str(exc))
-    st.stop()
-try:
-    log = S.read_study(path)
-except OSError as exc:
-    st.error(f"Cannot read the study file {path}: {exc.strerror or exc}. Choose another "
-             "study folder.", icon=":material/error:")
-    st.stop()
-if log.problems:
-    with st.expander(f"{len(log.problems)} line(s) of {path.name} skipped", expanded=False,
-                     icon=":material/warning:"):
-        st.code("\n".join(str(p) for p in log.problems[:200]), language=None)
-
-
-# ---------------------------------------------------------------- run mode
-
-def _design_form(log: S.StudyLog) -> tuple[S.StudyDesign | None, S.StudyData | None]:
-    """The study's design (stored, or from the widgets for a new study) and its data."""
-    gnd_name = Path(src["gnd"]).stem.removeprefix("gnd_")
-    if log.design is not None:
-        d = log.design
-        if d.dataset != gnd_name:
-            st.error(f"Study {study_name!r} was made on dataset {d.dataset!r}, but the data "
-                     f"source is {gnd_name!r}. Choose that dataset or another study name.")
-            return None, None
-        if d.source == "method" and d.method not in src["methods"]:
-            st.error(f"Study {study_name!r} shows results of method {d.method!r}, which this "
-                     "data source does not have.")
-            return None, None
-        what = "ground truth" if d.source == "ground_truth" else f"method {d.method}"
-        (settings if running else st).caption(
-            f"Existing study: {d.n_trials} trials per participant, annotation = {what}, seed "
-            f"{d.seed}, created {d.created or '?'}. Its design is fixed; use a new study name "
-            "for other settings.")
-        return d, load_data(src, d.method if d.source == "method" else None)
-
-    options = ["ground_truth", *sorted(src["methods"])]
-    a1, a2, a3 = st.columns(3)
-    choice = a1.selectbox("Annotation shown", options, key="study_source",
-                          format_func=lambda o: "ground-truth region" if o == "ground_truth"
-                          else f"prediction of {o}",
-                          help="What the 'with annotation' condition draws on the image.")
-    method = None if choice == "ground_truth" else choice
-    require = True
-    if method:
-        require = st.checkbox("Only pairs the method localised", value=True,
-                              key="study_require_pred",
-                              help="Off: pairs without a prediction are included and shown "
-                                   "without a region in both conditions.")
-    data = load_data(src, method)
-    n_avail = len(S.available_pairs(data.gnd, data.gt, data.preds, require_prediction=require))
-    max_even = n_avail - n_avail % 2
-    if max_even < 2:
-        st.error(f"Only {n_avail} usable positive pair(s) in {gnd_name}; a study needs 2.")
-        return None, None
-    n_trials = a2.number_input("Trials per participant", min_value=2, max_value=max_even,
-                               value=min(20, max_even), step=2, key="study_n_trials",
-                               help=f"Even; {n_avail} positive pairs available. Every pair "
-                                    "is shown to two groups, once in each condition.")
-    seed = a3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1,
-                           key="study_seed")
-    design = S.StudyDesign(study=study_name, dataset=gnd_name,
-                           source="method" if method else "ground_truth",
-                           n_trials=int(n_trials) - int(n_trials) % 2, seed=int(seed),
-                           method=method, require_prediction=require)
-    try:
-        design = S.freeze_design(design, data)  # the sampled pairs go into the file
-    except ValueError as exc:
-        st.error(f"Cannot build the trials: {exc}")
-        return None, None
-    return design, data
-
-
-def _answer(trial: S.Trial, answer: str, click=None, scale: float = 1.0) -> None:
-    """Record an answer to the current trial (ignored if it is not the current one, e.g.
-    a double click), appended to the study file at once."""
-    run = st.session_state.get("study_run")
-    if not run or run.get("current") != trial.trial_id:
+    ds = c.dataset
+    if ds is None:
+        st.info("Choose a dataset in the sidebar (the demo or a folder in the released "
+                "layout) to set up a study on it.")
         return
-    rt = time.monotonic() - run["t0"]
-    xy = None
-    if click is not None:
-        xy = (click["x"] * scale, click["y"] * scale)
-    resp = S.make_response(trial, study=run["study"], participant=run["participant"],
-                           answer=answer, rt_s=rt, click=xy, gt_shapes=run["gt"])
-    try:
-        S.append_response(run["path"], resp)
-    except OSError as exc:  # not saved: the trial stays, the participant can answer again
-        run["error"] = f"Could not save the answer to {run['path']}: {exc}"
+    if ds.pair_labels is None:
+        st.warning(f"Dataset {ds.name} has no pixel labels ({ds.short}_pair2labelpath.npy): "
+                   "a study needs the ground-truth regions to score clicks and to draw them.")
         return
-    run["current"] = None
-
-
-def _start(design: S.StudyDesign, participant: str, path: Path) -> None:
-    try:
-        d = S.ensure_design(path, design)
-    except OSError as exc:
-        st.session_state.study_start_error = f"Cannot write the study file {path}: {exc}"
+    methods = sorted(name for name, mf in ds.methods.items() if mf.matches)
+    options = [NONE, GROUND_TRUTH] + [f"method:{m}" for m in methods]
+    where = "the embedded demo (synthetic)" if c.synthetic else f"`{c.root}`"
+    st.markdown(f"Dataset **{ds.name}** from {where} (change it in the sidebar). The study "
+                f"file goes to `{data_dir}`.")
+    taken = set(list_studies(data_dir))
+    st.session_state.setdefault("sn_name", next(f"study-{k}" for k in range(1, len(taken) + 2)
+                                                if f"study-{k}" not in taken))
+    with st.form("study_new", border=True):
+        a, b = st.columns([2, 3])
+        a.text_input("Study name", max_chars=100, key="sn_name",
+                     help="Letters, digits, '.', '_', '-'; it names the study file and "
+                          "appears in the participant link.")
+        b.multiselect("Conditions", options, default=[NONE, GROUND_TRUTH], key="sn_conds",
+                      format_func=condition_label, max_selections=8,
+                      help="What is drawn on the database image: nothing, the ground-truth "
+                           "region, or a method's predicted region. Each participant sees "
+                           "every condition, balanced by a Latin square over the "
+                           "participants.")
+        c1, c2, c3, c4, c5 = st.columns(5)
+        c1.number_input("Trials per participant", 1, 500, 20, step=1, key="sn_trials")
+        c2.number_input("Catch share", 0.0, 0.9, 0.2, step=0.05, format="%.2f",
+                        key="sn_catch", help="Share of trials whose image does not show the "
+                                             "object (the right answer is 'Not in this "
+                                             "image').")
+        c3.number_input("Seed", 0, 2**32 - 1, 0, step=1, key="sn_seed")
+        c4.number_input("Practice trials", 0, 10, 2, step=1, key="sn_practice",
+                        help="Shown first, not recorded.")
+        c5.selectbox("Order", ["shuffled", "blocked"], key="sn_order",
+                     help="shuffled: every participant's own random order; blocked: one "
+                          "condition after another (Williams design).")
+        with st.expander("Texts shown to participants (empty: the defaults)"):
+            st.text_area("Consent", value="", height=120, key="sn_consent")
+            st.text_area("Instructions", value="", height=120, key="sn_instructions")
+        st.form_submit_button("Create study", type="primary", icon=":material/add:",
+                              on_click=_create, args=(data_dir, ds.name,
+                                                      None if c.synthetic else c.root))
+    done = st.session_state.pop("_study_created", None)
+    if done is None:
         return
-    st.session_state.study_run = {"study": d.study, "path": str(path),
-                                  "participant": participant.strip(), "current": None,
-                                  "t0": 0.0, "gt": []}
+    kind, text, warnings = done
+    for w in warnings:
+        st.warning(w)
+    (st.success if kind == "ok" else st.error)(text)
 
 
-def run_mode() -> None:
-    run = st.session_state.get("study_run")
-    if run and run.get("path") != str(path):
-        st.session_state.pop("study_run")
-        run = None
-    if src["images"] is None or not Path(src["images"]).is_dir():
-        st.warning("A study shows the images, and this dataset has no images folder: give "
-                   "the folder with the query and database .jpg files in the sidebar "
-                   "(Images folder). Results of existing studies are under Results.",
-                   icon=":material/image_not_supported:")
-        return
-    design, data = _design_form(log)
-    if design is None or data is None:
+def _create(data_dir: Path, dataset: str, root: Path | None) -> None:
+    """The form's callback (it runs before the page, so no rerun can lose the press):
+    create the study from the form's values; the outcome is shown by :func:`setup_form`."""
+    ss = st.session_state
+    name = (ss.get("sn_name") or "").strip()
+    conds = list(ss.get("sn_conds") or [])
+    if not conds:
+        ss["_study_created"] = ("error", "Choose at least one condition.", [])
         return
     try:
-        trials = S.trials_from_design(design, data)
-    except ValueError as exc:
-        st.error(f"Cannot build the trials: {exc}")
+        study_file(data_dir, name)
+    except ValueError as e:
+        ss["_study_created"] = ("error", str(e), [])
         return
-
-    if not run:
-        participant = st.text_input("Participant id", key="study_participant",
-                                    placeholder="P1",
-                                    help="Number participants P1, P2, P3, ...: odd and even "
-                                         "numbers get the two counterbalanced groups.")
-        pid = (participant or "").strip()
-        if pid:
-            left = S.remaining_trials(S.participant_trials(trials, pid, seed=design.seed),
-                                      log.responses, pid)
-            grp = S.participant_group(pid)
-            note = f"Group {grp}. "
-            if len(left) < design.n_trials:
-                note += f"Already answered {design.n_trials - len(left)} of {design.n_trials}."
-            st.caption(note)
-            if not left:
-                st.success(f"{pid} has completed this study. Enter the next participant's id.")
-                return
-        with st.expander("Instructions to read to the participant", expanded=True):
-            how = ("click on the object in the image on the right" if HAS_CLICKS
-                   else "press **Found it** as soon as you have found the object")
-            st.markdown(
-                "On the left is a query image; the object is inside the blue box. On the "
-                "right is another photo. Find the same object in it as quickly as you "
-                f"can, then {how}. If you cannot find it, press **Can't find it**. Some "
-                "photos have a coloured region drawn on them, some do not.")
-        st.button("Start", type="primary", disabled=not pid, on_click=_start,
-                  args=(design, pid, path))
-        if err := st.session_state.pop("study_start_error", None):
-            st.error(err, icon=":material/error:")
+    options = {"order": ss.get("sn_order", "shuffled"),
+               "n_practice": int(ss.get("sn_practice", 2))}
+    for key in ("consent", "instructions"):
+        text = (ss.get(f"sn_{key}") or "").strip()
+        if text:
+            options[key] = text
+    try:
+        store, warnings = create_study(
+            name, dataset, root=root, conditions=conds, n_trials=int(ss.get("sn_trials", 20)),
+            catch=float(ss.get("sn_catch", 0.2)), seed=int(ss.get("sn_seed", 0)),
+            data_dir=data_dir, **options)
+    except (BenchError, ValueError) as e:
+        ss["_study_created"] = ("error", str(e), [])
         return
+    name = store.definition.study
+    state.put("study", name)
+    ss["_study_created"] = ("ok", f"Study **{name}** created. Its participant link: "
+                            f"`{base_url()}{study_link(name)}&p=<participant id>` (the "
+                            "Studies tab lists the links).", list(warnings))
 
-    pid = run["participant"]
-    mine = S.participant_trials(trials, pid, seed=design.seed)
-    left = S.remaining_trials(mine, S.read_study(path).responses, pid)
-    n = len(mine)
-    if err := run.pop("error", None):
-        st.error(err, icon=":material/error:")
-    st.progress((n - len(left)) / n, text=f"Participant {pid}: {n - len(left)} of {n} done")
-    if not left:
-        st.success(f"Done, thank you! All {n} answers of {pid} are saved in {path}.")
-        if st.button("Next participant", type="primary"):
-            st.session_state.pop("study_run", None)
-            st.session_state.pop("study_participant", None)
-            st.rerun()
+
+# ---------------------------------------------------------------- dashboard
+
+def links(name: str, rep: dict, active: list[str]) -> None:
+    """The participant links: the pattern to copy, and a list of ids P01…Pn with their
+    state."""
+    base = base_url()
+    st.markdown("**Participant link** (add the participant's id; each id is one person):")
+    st.code(f"{base}{study_link(name)}&p=P01", language=None)
+    n = st.number_input("Participant ids to list", 1, 999, 12, step=1, key="study_n_ids")
+    known = {p["participant"]: p for p in rep["participants"]["list"]}
+    ids = participant_ids(int(n))
+    ids += [p for p in known if p not in ids]
+    n_trials = rep["design"]["n_trials"]
+    rows = []
+    for pid in ids:
+        k = known.get(pid)
+        status = ("not started" if k is None else "complete" if k["complete"]
+                  else "active now" if pid in active else "started")
+        rows.append({"participant": pid, "link": f"{base}{study_link(name, pid)}",
+                     "row": None if k is None else k["row"],
+                     "answered": 0 if k is None else k["answered"],
+                     "of": n_trials, "status": status})
+    st.dataframe(rows, hide_index=True, width="stretch", key="study_links",
+                 column_config={"link": st.column_config.LinkColumn("link", width="large"),
+                                "answered": st.column_config.ProgressColumn(
+                                    "answered", min_value=0, max_value=n_trials,
+                                    format="%d")})
+    st.download_button("Participant links (CSV)",
+                        to_csv(rows, ["participant", "link", "row", "answered", "status"]),
+                        file_name=f"{name}-links.csv", mime="text/csv",
+                        icon=":material/download:")
+
+
+@st.fragment(run_every=10)
+def live(path: Path) -> None:
+    """Counts that change while participants work (refreshed every 10 s)."""
+    try:
+        rep = analysis(path)["report"]
+        active = _store(path).active_sessions()
+    except BenchError as e:
+        st.error(str(e), icon=":material/error:")
         return
-
-    trial = left[0]
-    gnd = data.gnd
-    qpath = thumbs.resolve_image(data.images, trial.query)
-    dpath = thumbs.resolve_image(data.images, trial.image)
-    polys = tuple(tuple(map(tuple, p.tolist()))
-                  for p in S.annotation_for(trial, data.gt, data.preds))
-    qimg, qw, qh = _query_picture(str(qpath) if qpath else None, trial.query,
-                                  gnd.bbx[trial.q], _mtime(qpath))
-    dimg, dw, dh, scale = _db_picture(str(dpath) if dpath else None, trial.image, polys,
-                                      trial.source, _mtime(dpath))
-    if run.get("current") != trial.trial_id:  # first display of this trial: start the clock
-        run["current"] = trial.trial_id
-        run["gt"] = data.gt.get(trial.pair, [])
-        run["t0"] = time.monotonic()
-
-    # the answer buttons above the pictures, so they never need scrolling to
-    b1, b2, _ = st.columns([1, 1, 3])
-    if not HAS_CLICKS:
-        b1.button("Found it", type="primary", key=f"found-{trial.trial_id}",
-                  on_click=_answer, args=(trial, "found"), width="stretch")
-    b2.button("Can't find it", key=f"notfound-{trial.trial_id}", on_click=_answer,
-              args=(trial, "not found"), width="stretch")
-    qv, dv = _view_width(qw, qh), _view_width(dw, dh)
-    left_col, right_col = st.columns([qv, dv])
-    left_col.image(qimg, caption="Query: the object in the blue box", width=qv)
-    with right_col:
-        if HAS_CLICKS:
-            from streamlit_image_coordinates import streamlit_image_coordinates
-
-            value = streamlit_image_coordinates(Image.open(io.BytesIO(dimg)), width=dv,
-                                                key=f"click-{pid}-{trial.trial_id}",
-                                                cursor="crosshair")
-            if value and value.get("width"):
-                _answer(trial, "found", value, scale * dw / value["width"])
-                st.rerun()
-            st.caption("Click on the object where you see it.")
-        else:
-            st.image(dimg, width=dv)
-    with st.expander("Stop", expanded=False):
-        st.caption("Answers so far are saved; the same participant id resumes where it "
-                   "stopped.")
-        if st.button("Stop this session"):
-            st.session_state.pop("study_run", None)
-            st.rerun()
+    p = rep["participants"]
+    m = st.columns(5)
+    m[0].metric("Participants", p["assigned"], help="Ids that opened their link.")
+    m[1].metric("Started", p["started"], help="With at least one answer.")
+    m[2].metric("Completed", p["completed"])
+    m[3].metric("Answers", rep["n_answers"])
+    m[4].metric("Active now", len(active), help="Sessions renewed in the last 30 s.")
+    labels = rep["design"]["condition_labels"]
+    a, b = st.columns(2)
+    with a:
+        st.markdown("**Balance over the Latin square** (a row = a group; participants are "
+                    "assigned round-robin in order of arrival)")
+        st.dataframe([{"group (row)": r["row"],
+                       "conditions by block": " · ".join(labels[c] for c in
+                                                         r["conditions_by_block"]),
+                       "assigned": r["assigned"], "completed": r["completed"],
+                       "answers": r["answers"]} for r in p["rows"]],
+                     hide_index=True, width="stretch")
+    with b:
+        st.markdown("**Answers per condition**")
+        st.dataframe([{"condition": v["label"], "answers": v["n"],
+                       "positive": v["n_positive"], "catch": v["n_catch"],
+                       "participants": v["participants"], "flagged": v["flagged"]}
+                      for v in rep["conditions"].values()],
+                     hide_index=True, width="stretch")
+    with st.expander(f"Participants ({len(p['list'])}) and active sessions"):
+        st.dataframe([{"participant": x["participant"], "group (row)": x["row"],
+                       "arrival": x["index"] + 1, "answered": x["answered"],
+                       "complete": x["complete"], "active now": x["participant"] in active,
+                       "first seen": x["assigned_at"]} for x in p["list"]],
+                     hide_index=True, width="stretch")
 
 
-# ---------------------------------------------------------------- results mode
+def condition_table(rep: dict) -> list[dict]:
+    return [{"condition": v["label"], "answers": v["n"], "hits": v["hits"],
+             "misses": v["misses"], "false alarms": v["false_alarms"],
+             "correct rejections": v["correct_rejections"],
+             "accuracy": _pct(v["accuracy"]), "accuracy 95% CI": _ci(v["accuracy_ci"]),
+             "hit rate": _pct(v["hit_rate"]), "hit rate 95% CI": _ci(v["hit_rate_ci"]),
+             "false-alarm rate": _pct(v["false_alarm_rate"]),
+             "false-alarm 95% CI": _ci(v["false_alarm_rate_ci"]),
+             "d′": _num(v["dprime"]),
+             "median time (s)": _num(_s(v["time_ms"]["median"])),
+             "median 95% CI": _ci(v["time_ms"]["median_ci"], pct=False),
+             "mean time (s)": _num(_s(v["time_ms"]["mean"])),
+             "mean 95% CI": _ci(v["time_ms"]["mean_ci"], pct=False),
+             "timed trials": v["time_ms"]["n"],
+             "server median (s)": _num(_s(v["server_ms_median"])),
+             "timeouts": v["timeouts"], "flagged": v["flagged"]}
+            for v in rep["conditions"].values()]
 
-def _fmt(v, pct=False) -> str:
-    if v is None:
-        return "n/a"
-    return f"{v:.1%}" if pct else f"{v:.2f}"
+
+def figure(rep: dict) -> go.Figure:
+    """Hit rate, false-alarm rate (exact 95% intervals) and median browser time (bootstrap
+    95% interval) per condition."""
+    conds = rep["design"]["conditions"]
+    labels = [rep["conditions"][c]["label"] for c in conds]
+    colors = [BAR_COLORS[k % len(BAR_COLORS)] for k in range(len(conds))]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+        "Hit rate (positives)", "False-alarm rate (catch trials)", "Median browser time (s)"))
+
+    def bars(col: int, values, cis, scale: float) -> None:
+        ys = [None if v is None else v * scale for v in values]
+        up = [None if v is None or ci[1] is None else ci[1] * scale - v * scale
+              for v, ci in zip(values, cis, strict=True)]
+        lo = [None if v is None or ci[0] is None else v * scale - ci[0] * scale
+              for v, ci in zip(values, cis, strict=True)]
+        fig.add_trace(go.Bar(x=labels, y=ys, marker_color=colors, showlegend=False,
+                             error_y=dict(type="data", array=up, arrayminus=lo,
+                                          visible=True)), row=1, col=col)
+
+    cs = [rep["conditions"][c] for c in conds]
+    bars(1, [v["hit_rate"] for v in cs], [v["hit_rate_ci"] for v in cs], 100)
+    bars(2, [v["false_alarm_rate"] for v in cs], [v["false_alarm_rate_ci"] for v in cs], 100)
+    bars(3, [v["time_ms"]["median"] for v in cs], [v["time_ms"]["median_ci"] for v in cs],
+         1 / 1000)
+    fig.update_yaxes(range=[0, 100], ticksuffix="%", row=1, col=1)
+    fig.update_yaxes(range=[0, 100], ticksuffix="%", row=1, col=2)
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), bargap=0.35)
+    return fig
 
 
-def results_mode() -> None:
-    if not log.responses:
-        st.info(f"No responses in {path} yet. Run the study first (mode Run).")
+def paired_tables(rep: dict) -> None:
+    labels = rep["design"]["condition_labels"]
+    names = {"accuracy": "Accuracy", "hit_rate": "Hit rate", "dprime": "d′",
+             "time_ms": "Median browser time"}
+    for measure, block in rep["paired"].items():
+        f = block["friedman"]
+        head = f"**{names.get(measure, measure)}**"
+        if f is not None:
+            head += (f" · Friedman over {f['n']} participants: χ² = {_num(f['statistic'])}, "
+                     f"p = {_p(f['p'])}, Kendall's W = {_num(f['kendall_w'])}")
+        st.markdown(head)
+        scale = 1 / 1000 if measure == "time_ms" else 1
+        st.dataframe([{"a": labels[r["a"]], "b": labels[r["b"]], "participants": r["n"],
+                       "mean a": _num(None if r["mean_a"] is None else r["mean_a"] * scale, 3),
+                       "mean b": _num(None if r["mean_b"] is None else r["mean_b"] * scale, 3),
+                       "mean a − b": _num(None if r["mean_diff"] is None
+                                          else r["mean_diff"] * scale, 3),
+                       "Wilcoxon p": _p(r["wilcoxon"]["p"]),
+                       "Wilcoxon p (Holm)": _p(r["wilcoxon"]["p_holm"]),
+                       "paired t": _num(r["t"]["statistic"]),
+                       "t p": _p(r["t"]["p"]), "t p (Holm)": _p(r["t"]["p_holm"]),
+                       "d_z": _num(r["effect"]["dz"]),
+                       "rank-biserial r": _num(r["effect"]["rank_biserial"])}
+                      for r in block["pairwise"]], hide_index=True, width="stretch")
+    st.caption("Each participant gives one value per condition (times: the median browser "
+               "time, in seconds); Wilcoxon signed-rank and paired t tests over the "
+               "participants with both values, Holm-adjusted over the pairs of conditions; "
+               "d_z = mean / sd of the differences; r = matched-pairs rank-biserial.")
+
+
+def items_table(rep: dict) -> None:
+    labels = rep["design"]["condition_labels"]
+    it = rep["items"]
+    st.dataframe([{"a": labels[r["a"]], "b": labels[r["b"]], "items": r["n_items"],
+                   "hit in both": r["both"], "only a": r["only_a"], "only b": r["only_b"],
+                   "neither": r["neither"], "exact McNemar p": _p(r["p_exact"]),
+                   "p (Holm)": _p(r["p_holm"]), "odds ratio": _num(r["odds_ratio"]),
+                   "difference": _pct(r["difference"])} for r in it["pairwise"]],
+                 hide_index=True, width="stretch")
+    st.caption(f"Outcome: {it['outcome']}. Items: {it['matching']}.")
+
+
+def human_vs_machine(rep: dict) -> None:
+    hm = rep["human_vs_machine"]
+    ov = hm["overall"]
+    who = ("participants without annotation" if hm["human_condition"] == NONE
+           else "participants, all conditions")
+    st.markdown(f"On the study's {ov['n_pairs']} positive pairs ({ov['n_pairs_answered']} "
+                f"answered): hit rate of {who} **{_pct(ov['human_hit_rate'])}** (mean over "
+                f"pairs {_pct(ov['human_mean_pair_hit_rate'])}). Success: {hm['success']}.")
+    rows = [{"method": m, "success (seg IoU > 0.5)": _pct(v["success_rate"]),
+             "success (bbox IoU > 0.5)": _pct(v["success_rate_bbox"]),
+             "mean IoU seg": _num(v["mean_iou_seg"], 3),
+             "mean IoU bbox": _num(v["mean_iou_bbox"], 3),
+             "pairs tested": v["test"]["n_pairs"], "both": v["test"]["both"],
+             "human only": v["test"]["human_only"],
+             "machine only": v["test"]["machine_only"], "neither": v["test"]["neither"],
+             "ties left out": v["test"]["ties_excluded"],
+             "exact test p": _p(v["test"]["p_exact"])} for m, v in ov["methods"].items()]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    with st.expander("Per pair"):
+        st.dataframe([{"trial": r["trial"], "difficulty": r["difficulty"], "answers": r["n"],
+                       "human hit rate": _pct(r["hit_rate"]),
+                       **{f"{m} IoU seg": _num(v["iou_seg"], 3)
+                          for m, v in r["machine"].items()}} for r in hm["pairs"]],
+                     hide_index=True, width="stretch")
+
+
+def dashboard(data_dir: Path) -> None:
+    names = list_studies(data_dir)
+    if not names:
+        st.info(f"No study in `{data_dir}` yet: create one under **New study**.")
         return
-    a = S.analyse(log.responses, seed=0)
-    d = log.design
-    if d is not None:
-        what = "ground-truth region" if d.source == "ground_truth" else f"prediction of {d.method}"
-        st.caption(f"Study {d.study}: dataset {d.dataset}, annotation = {what}, "
-                   f"{d.n_trials} trials per participant, seed {d.seed}.")
-    groups = [S.participant_group(p["participant"]) for p in a["participants"]]
-    st.caption(f"{a['n_responses']} responses from {a['n_participants']} participant(s) "
-               f"(group 0: {groups.count(0)}, group 1: {groups.count(1)}).")
-    w, wo = a["conditions"]["with"], a["conditions"]["without"]
+    name = widgets.select("Study", names, "study", help=f"The studies in `{data_dir}`.")
+    path = study_file(data_dir, name)
+    try:
+        res = analysis(path)
+    except BenchError as e:
+        st.error(str(e), icon=":material/error:")
+        return
+    rep = res["report"]
+    d = rep["design"]
+    conds = ", ".join(d["condition_labels"][c] for c in d["conditions"])
+    st.caption(f"Dataset {d['dataset']} ({d['source']}) · conditions: {conds} · "
+               f"{d['n_trials']} trials per participant ({d['n_catch']} catch) + "
+               f"{d['n_practice']} practice · {d['order']} order · {len(d['square'])} "
+               f"groups · seed {d['seed']} · created {d['created']}")
+    if d["source"] == "embedded demo":
+        st.caption(":material/science: Demo data: synthetic images; a study on them only "
+                   "tries the procedure out.")
+    try:
+        store = _store(path)
+        if participant.image_file(store.definition, store.definition.trials[0].image) is None:
+            st.warning("The images of this study's dataset are not found on this server: "
+                       "participants would see an error instead of the photos.")
+    except (BenchError, IndexError):
+        pass
+    links(name, rep, _store(path).active_sessions())
+    st.button("Refresh", icon=":material/refresh:", key="study_refresh")
+    live(path)
 
-    def delta(key, pct):
-        if w[key] is None or wo[key] is None:
-            return None
-        v = w[key] - wo[key]
-        return f"{v:+.1%} vs without" if pct else f"{v:+.2f} s vs without"
-
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Accuracy, with", _fmt(w["accuracy"], True),
-              delta=delta("accuracy", True))
-    m2.metric("Accuracy, without", _fmt(wo["accuracy"], True))
-    m3.metric("Median time, with", f"{_fmt(w['rt_median'])} s",
-              delta=delta("rt_median", False), delta_color="inverse")
-    m4.metric("Median time, without", f"{_fmt(wo['rt_median'])} s")
-    if a["n_repeats_ignored"]:
-        st.caption(f"{a['n_repeats_ignored']} repeated answer(s) to the same trial by the same "
-                   "participant are kept in the file but left out (the first answer counts).")
-
-    st.plotly_chart(S.study_figure(a), width="stretch")
-    st.dataframe(S.summary_rows(a), width="stretch", hide_index=True,
-                 column_config={k: st.column_config.NumberColumn(format="%.3f")
-                                for k in ("accuracy", "accuracy CI low", "accuracy CI high",
-                                          "mean time (s)", "mean time CI low",
-                                          "mean time CI high", "median time (s)",
-                                          "median time CI low", "median time CI high")})
-    st.caption("Correct = the click lies on the ground-truth region (when the participant "
-               "clicked), else the answer 'found' (every pair is a positive). Intervals: 95% "
-               "percentile bootstrap over responses (2,000 resamples, seed 0).")
-
-    pp, pr = a["paired_participants"], a["paired_pairs"]
-    st.subheader("Paired comparisons")
-    st.markdown(
-        f"- **Per participant** ({pp['n']} with answers in both conditions): accuracy "
-        f"higher with the annotation for {pp['accuracy']['better_with']}, lower for "
-        f"{pp['accuracy']['better_without']}, equal for {pp['accuracy']['ties']}; exact "
-        f"sign test p = {pp['accuracy']['p_sign']:.3g}. Median time shorter with the "
-        f"annotation for {pp['time']['faster_with']}, longer for "
-        f"{pp['time']['faster_without']}; sign test p = {pp['time']['p_sign']:.3g} "
-        f"(median difference {_fmt(pp['time']['median_diff'])} s).\n"
-        f"- **Per pair** ({pr['n']} pairs answered in both conditions): correct only with "
-        f"the annotation {pr['only_with_correct']}, only without "
-        f"{pr['only_without_correct']}, same {pr['ties']}; exact McNemar p = "
-        f"{pr['p_mcnemar']:.3g}.")
-    with st.expander("Per participant and per difficulty"):
-        st.dataframe(a["participants"], width="stretch", hide_index=True)
-        st.dataframe([{"difficulty": k, "condition": S.CONDITION_LABELS[c], **v}
-                      for k, by in a["by_difficulty"].items() for c, v in by.items()],
-                     width="stretch", hide_index=True)
-
-    d1, d2, d3 = st.columns(3)
-    d1.download_button("Responses (CSV)", S.responses_csv(log.responses),
-                       file_name=f"{study_name}-responses.csv", mime="text/csv",
+    st.subheader("Analysis", help="docs/PROTOCOLS.md §7.5. Counted: the first answer of "
+                 "each participant to each trial.")
+    if not rep["n_answers"]:
+        st.info("No answers yet.")
+        return
+    st.dataframe(condition_table(rep), hide_index=True, width="stretch")
+    st.caption("Accuracy = (hits + correct rejections) / answers; intervals: Clopper-Pearson "
+               "exact (rates) and percentile bootstrap, 9,999 resamples (times). d′ with the "
+               "log-linear correction. Times: browser time from both images on screen to the "
+               "answer, positive trials without a flag (a hidden tab flags a trial); the "
+               "server's time (longer: it includes transfer and drawing) beside it.")
+    if deferred.charts_now():
+        st.plotly_chart(figure(rep), width="stretch", key="study_fig")
+    st.subheader("Paired tests per participant")
+    paired_tables(rep)
+    st.subheader("Per item: exact McNemar")
+    items_table(rep)
+    st.subheader("Human against machine")
+    human_vs_machine(rep)
+    pr = rep["problems"]
+    if pr["skipped_lines"] or pr["repeats"] or pr["refused"]:
+        with st.expander(f"Problems: {len(pr['skipped_lines'])} skipped line(s), "
+                         f"{len(pr['repeats'])} repeat(s), {len(pr['refused'])} refused "
+                         "answer(s)", icon=":material/warning:"):
+            for line in pr["skipped_lines"] + [str(r) for r in pr["repeats"]]:
+                st.text(line)
+            if pr["refused"]:
+                st.dataframe(pr["refused"], hide_index=True, width="stretch")
+    e1, e2, e3 = st.columns(3)
+    e1.download_button("Answers (CSV)", res["answers_csv"], file_name=f"{name}-answers.csv",
+                       mime="text/csv", icon=":material/download:")
+    e2.download_button("Analysis (JSON)", json.dumps(rep, indent=1, allow_nan=False),
+                       file_name=f"{name}-report.json", mime="application/json",
                        icon=":material/download:")
-    d2.download_button("Analysis (JSON)", json.dumps(a, indent=2, allow_nan=False),
-                       file_name=f"{study_name}-analysis.json", mime="application/json",
-                       icon=":material/download:")
-    d3.download_button("Raw study file (JSONL)", path.read_bytes(),
-                       file_name=path.name, mime="application/x-ndjson",
+    table = condition_table(rep)
+    e3.download_button("Conditions table (CSV)", to_csv(table, list(table[0])),
+                       file_name=f"{name}-conditions.csv", mime="text/csv",
                        icon=":material/download:")
 
 
-if mode == "Run":
-    run_mode()
+def experimenter() -> None:
+    st.title(TITLE)
+    st.caption("Can a person find the query object in a retrieved database image, and does "
+               "a region drawn on it (the ground truth, or a method's prediction) help? "
+               "Participants click the object, or answer that it is not there on catch "
+               "trials; the browser times each answer. Conditions are balanced over "
+               "participants by a Latin square (docs/PROTOCOLS.md §7).")
+    data_dir = default_data_dir()
+    tab_dash, tab_new = st.tabs(["Studies", "New study"])
+    with tab_new:
+        setup_form(data_dir)
+    with tab_dash:
+        dashboard(data_dir)
+
+
+if participant.active():
+    participant.page()
 else:
-    results_mode()
+    experimenter()

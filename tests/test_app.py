@@ -384,7 +384,9 @@ def test_without_images_metrics_and_tiles_still_work(demo_copy):
 # ---------------------------------------------------------------- legacy pages/ mode
 
 PAGE_TITLES = {"pages/overview.py": "Overview", "pages/query.py": "Query",
-               "pages/pair.py": "Pair", "pages/gpr1200.py": "GPR1200",
+               "pages/pair.py": "Pair", "pages/errors.py": "Errors",
+               "pages/compare.py": "Compare",
+               "pages/gpr1200.py": "GPR1200",
                "pages/study.py": "User study: do pixel-level results help?",
                "pages/data.py": "Data & help"}
 

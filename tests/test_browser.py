@@ -25,6 +25,7 @@ from urllib.parse import quote
 import pytest
 
 from bench.demo import build_demo
+from ui import routing
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "screenshots"
@@ -279,18 +280,7 @@ def test_from_a_query_to_a_pair_and_its_views(server, browser, page):
         other.close()
 
 
-def test_clicking_a_bar_opens_its_query(server, page):
-    url, _ = server
-    open_page(page, url + "/")
-    page.wait_for_function(CHARTS, arg=4)
-    bars = page.locator(".st-key-ap_bars .point path")
-    assert bars.count() >= 3
-    bars.nth(2).click(force=True)
-    page.wait_for_url("**/query**")
-    settle(page)
-    assert "q=2" in page.url
-    assert page.locator("h1").first.inner_text().strip() == "Query"
-    no_exception(page)
+# Clicking a (sorted) bar to open its query: tests/test_browser_errors.py.
 
 
 def test_bad_folder_shows_an_error_and_the_app_keeps_working(server, page):
@@ -385,7 +375,7 @@ def test_first_request_to_a_page_on_a_fresh_server(app_env, browser, tmp_path, p
     """Streamlit's legacy pages/ mode: the first request after a server start for a page
     URL runs that page file on its own unless ui.routing.ensure_routed hands it to the
     router. A new server process for each URL; the page must have the app's sidebar, its
-    menu of six pages, and no "Page not found" dialog."""
+    menu of every page, and no "Page not found" dialog."""
     with running_app(app_env, tmp_path / "streamlit.log") as url:
         pg = browser.new_page(viewport={"width": 1440, "height": 1000})
         pg.add_init_script(RUN_COUNTER)
@@ -397,7 +387,7 @@ def test_first_request_to_a_page_on_a_fresh_server(app_env, browser, tmp_path, p
             assert pg.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]'
                               ).count() == 2
             nav = pg.locator('[data-testid="stSidebarNav"] a')
-            assert nav.count() == 6
+            assert nav.count() == len(routing.PAGES)
             assert pg.locator('[role="dialog"]').count() == 0
             no_exception(pg)
             # a second tab on the same server gets the same page

@@ -193,3 +193,115 @@ def test_resolve_image_adds_the_extension(tmp_path):
     assert thumbs.resolve_image(tmp_path, "nope") is None
     assert thumbs.resolve_image(None, "x") is None
     assert thumbs.image_size(tmp_path / "all_souls_000013.jpg") is None  # not an image
+
+
+# ---------------------------------------------------------------- regions on tiles
+#
+# A 400 x 300 grey image in a 160 px tile with a 6 px border: the image is scaled by
+# s = 148 / 400 = 0.37 to 148 x 111 and pasted at (6, 6 + (148 - 111) // 2) = (6, 24).
+
+TILE_S, TILE_X0, TILE_Y0 = 148 / 400, 6, 24
+GT_RECT = np.array([[100, 60], [300, 60], [300, 240], [100, 240]], dtype=float)
+PRED_RECT = np.array([[60, 40], [200, 40], [200, 150], [60, 150]], dtype=float)
+FRAME = (10, 20, 30)
+
+
+def _tile_px(x: float, y: float) -> tuple[int, int]:
+    """(row, column) in the tile of original pixel (x, y)."""
+    return TILE_Y0 + int(y * TILE_S), TILE_X0 + int(x * TILE_S)
+
+
+def _blend(bg, fg, a):
+    return np.array([b * (1 - a) + f * a for b, f in zip(bg, fg, strict=True)])
+
+
+def _tile(mode="both", img=None, scale=1.0):
+    img = img or Image.new("RGB", (400, 300), GREY)
+    return np.asarray(render.mask_tile(img, [GT_RECT], PRED_RECT, FRAME, scale=scale,
+                                       mode=mode, size=160, border=6))
+
+
+def test_mask_tile_fills_ground_truth_and_outlines_prediction():
+    arr = _tile("both")
+    assert arr.shape == (160, 160, 3)
+    assert tuple(arr[0, 0]) == FRAME and tuple(arr[159, 80]) == FRAME
+    # inside the ground truth, away from the prediction: GT colour at opacity 0.45
+    for x, y in ((250, 200), (280, 80), (150, 220)):
+        px = arr[_tile_px(x, y)].astype(float)
+        assert np.abs(px - _blend(GREY, render.GT_COLOR, 0.45)).max() <= 1.5, (x, y, px)
+    # inside the prediction only: untouched (the prediction is outlined, not filled)
+    assert tuple(arr[_tile_px(80, 100)]) == GREY
+    # outside both: untouched; the letterbox band above the image: tile background
+    assert tuple(arr[_tile_px(360, 20)]) == GREY
+    assert tuple(arr[10, 80]) == render.TILE_BG
+    # the prediction's boundary: along its top (y = 40) and left (x = 60) edges every
+    # tile column / row has a pixel of exactly the prediction colour within 2 px
+    pred = np.all(arr == np.asarray(render.PRED_COLOR, dtype=np.uint8), axis=-1)
+    r_top = TILE_Y0 + 40 * TILE_S
+    for x in range(80, 190, 5):
+        c = TILE_X0 + int(x * TILE_S)
+        assert pred[int(r_top) - 2:int(r_top) + 3, c].any(), x
+    c_left = TILE_X0 + 60 * TILE_S
+    for y in range(60, 140, 5):
+        r = TILE_Y0 + int(y * TILE_S)
+        assert pred[r, int(c_left) - 2:int(c_left) + 3].any(), y
+    # and nowhere far from it
+    rows, cols = np.nonzero(pred)
+    ox, oy = (cols - TILE_X0) / TILE_S, (rows - TILE_Y0) / TILE_S  # back to image pixels
+    near = ((np.abs(ox - 60) < 12) | (np.abs(ox - 200) < 12)) & (oy > 28) & (oy < 162) | \
+           ((np.abs(oy - 40) < 12) | (np.abs(oy - 150) < 12)) & (ox > 48) & (ox < 212)
+    assert near.all()
+
+
+def test_mask_tile_of_a_thumbnail_with_its_scale_is_the_same_tile():
+    full = _tile("both")
+    thumb = _tile("both", img=Image.new("RGB", (200, 150), GREY), scale=0.5)
+    assert np.array_equal(full, thumb)
+
+
+def test_mask_tile_modes():
+    none = _tile("none")
+    plain = np.asarray(render.framed(Image.new("RGB", (400, 300), GREY), FRAME, size=160,
+                                     border=6))
+    assert np.array_equal(none, plain)
+    pred_only = _tile("pred")
+    assert tuple(pred_only[_tile_px(250, 200)]) == GREY  # no ground-truth fill
+    assert _count(Image.fromarray(pred_only), render.PRED_COLOR) > 50
+    assert _count(Image.fromarray(_tile("errors")), render.PRED_COLOR) == 0
+    with pytest.raises(ValueError):
+        render.draw_regions(Image.new("RGB", (10, 10)), [], None, mode="masks")
+
+
+def test_error_colours_on_a_tile():
+    img = Image.new("RGB", (400, 300), GREY)
+    out = np.asarray(render.draw_regions(img, [GT_RECT], PRED_RECT, mode="errors",
+                                         opacity=1.0, error_dim=0.3))
+    assert tuple(out[100, 150]) == render.ERROR_COLORS["tp"]  # both (row y, column x)
+    assert tuple(out[100, 80]) == render.ERROR_COLORS["fp"]  # prediction only
+    assert tuple(out[200, 250]) == render.ERROR_COLORS["fn"]  # ground truth only
+    assert tuple(out[20, 350]) == tuple(round(v * 0.7) for v in GREY)  # neither: dimmed
+    # pixel counts: the rectangles filled with their boundary (201 x 181, 141 x 111,
+    # overlap x 100..200, y 60..150 = 101 x 91)
+    tp, pred_n, gt_n = 101 * 91, 141 * 111, 201 * 181
+    assert _count(Image.fromarray(out), render.ERROR_COLORS["tp"]) == tp
+    assert _count(Image.fromarray(out), render.ERROR_COLORS["fp"]) == pred_n - tp
+    assert _count(Image.fromarray(out), render.ERROR_COLORS["fn"]) == gt_n - tp
+    assert img.getpixel((150, 100)) == GREY  # the input is not modified
+
+
+def test_region_masks_union_of_shapes():
+    a = np.array([[10, 10], [29, 10], [29, 19], [10, 19]], dtype=float)
+    b = np.array([[20, 15], [39, 15], [39, 24], [20, 24]], dtype=float)
+    g, p = render.region_masks((50, 40), [a, b], None)
+    want = np.zeros((40, 50), dtype=bool)
+    want[10:20, 10:30] = True
+    want[15:25, 20:40] = True
+    assert np.array_equal(g, want) and not p.any()
+
+
+def test_blank_canvas_for_a_missing_image():
+    canvas, s = render.blank_canvas((1000, 500), max_side=200)
+    assert canvas.size == (200, 100) and s == pytest.approx(0.2)
+    canvas, s = render.blank_canvas(None, [np.array([[0, 0], [90, 40], [10, 60]])])
+    assert canvas.size == (100, 70) and s == 1.0
+    assert render.blank_canvas(None)[0].size == (200, 150)

@@ -31,14 +31,17 @@ import numpy as np
 import streamlit as st
 
 from bench import inspect as bi
-from bench import thumbs
+from bench import render, thumbs
+from bench import triage as bt
+from bench.compare import Comparison, MethodResult, compare_methods
 from bench.errors import BenchError
 from bench.evaluate import PixelInputs, load_pixel_inputs
 from bench.formats.distractors import distractor_entry
 from bench.formats.revisited import Gnd, load_gnd, load_ranks
 from bench.metrics.gpr1200 import GprResult, evaluate_gpr1200
-from bench.metrics.pixel import PixelResult, evaluate_pixel
+from bench.metrics.pixel import PIXEL_SETUPS, PixelResult, evaluate_pixel, map_at_k
 from bench.metrics.revisited import RankScan, RevisitedSetupResult, evaluate_revisited, scan_ranks
+from bench.uploads import discover_with_uploads
 from bench.workspace import DatasetFiles, MethodFiles
 from bench.workspace import discover as _discover
 from ui import roots
@@ -96,9 +99,13 @@ HASH_FUNCS = {DatasetFiles: _files_key, MethodFiles: _files_key, GprSpec: _spec_
 # ---------------------------------------------------------------- discovery
 
 @st.cache_data(show_spinner=False, ttl=120, max_entries=32, hash_funcs=HASH_FUNCS)
-def discover(root: Path, images: Path | None = None) -> list[DatasetFiles]:
-    """The datasets and methods under *root* (``bench.workspace.discover``); cached for
-    2 minutes per folder stamp (:func:`rescan` forgets it)."""
+def discover(root: Path, images: Path | None = None, uploads: Path | None = None
+             ) -> list[DatasetFiles]:
+    """The datasets and methods under *root* (``bench.workspace.discover``), plus those
+    uploaded into the results folder *uploads* (``bench.uploads``; the demo's uploads);
+    cached for 2 minutes per folder stamp (:func:`rescan` forgets it)."""
+    if uploads is not None:
+        return discover_with_uploads(root, uploads, images_dir=images)
     return _discover(root, images_dir=images)
 
 
@@ -191,6 +198,35 @@ def pixel(ds: DatasetFiles, m: MethodFiles, protocol: str) -> PixelResult:
                           image_sizes=inputs.sizes, warnings=inputs.warnings)
 
 
+# ---------------------------------------------------------------- comparison
+
+@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=HASH_FUNCS)
+def comparison(ds: DatasetFiles, methods: tuple[MethodFiles, ...], protocol: str
+               ) -> Comparison:
+    """Per-query values and paired statistics of *methods* on *ds*
+    (``bench.compare.compare_methods``, docs/PROTOCOLS.md §6), built from the cached
+    metric results exactly as ``python -m bench compare`` builds them; about a second of
+    scipy per call, cached per file stamps."""
+    g = gnd(ds)
+    results = []
+    for mf in methods:
+        rev = revisited(ds, mf, protocol) if mf.ranks else None
+        pix = pixel(ds, mf, protocol) if has_pixel(ds, mf) else None
+        if rev is None and pix is None:
+            raise BenchError(f"no usable results for method {mf.name!r}", mf.matches or ds.gnd,
+                             f"it has a pixel result but {ds.name} has no "
+                             "<short>_pair2labelpath.npy")
+        ap_t_seg = None
+        if pix is not None and protocol == "strict" and mf.ranks:
+            sc = scan(ds, mf)
+            ap_t_seg = {s: map_at_k(sc, g, pix.pairs, s, protocol=protocol,
+                                    benchmark=pix.benchmark, iou_kind="seg")[2]
+                        for s in PIXEL_SETUPS}
+        results.append(MethodResult.from_results(mf.name, revisited=rev, pixel=pix, gnd=g,
+                                                 protocol=protocol, ap_t_seg=ap_t_seg))
+    return compare_methods(results, dataset=ds.name, query_names=g.qimlist)
+
+
 # ---------------------------------------------------------------- methods table
 
 @st.cache_data(show_spinner=False, max_entries=64, hash_funcs=HASH_FUNCS)
@@ -259,4 +295,45 @@ def db_image(ds: DatasetFiles, g: Gnd, i: int) -> tuple[str, Path | None]:
     if path is None or folder is None or not path.is_file() or not roots.is_inside(path, folder):
         return name, None
     return name, path
+
+
+# ---------------------------------------------------------------- error analysis
+
+@st.cache_data(hash_funcs=HASH_FUNCS, show_spinner=False, max_entries=64)
+def triage(ds: DatasetFiles, m: MethodFiles, setup: str, k: int, iou: float, protocol: str,
+           iou_kind: str = "bbox") -> bt.TriageResult:
+    """Failure type of every easy and hard pair, and mAP@k with each type fixed
+    (``bench.triage.triage``, docs/PROTOCOLS.md §5), cached per (files, setup, k, t,
+    protocol, IoU kind). The pair IoUs are :func:`pixel`'s; the ranks file is mapped only
+    while this runs (for the top-ranked negatives)."""
+    res = pixel(ds, m, protocol)
+    return bt.triage(gnd(ds), ranks(ds, m), res.pairs, scan=scan(ds, m), setup=setup,
+                     k=int(k), iou=float(iou), iou_kind=iou_kind, protocol=protocol,
+                     warnings=list(res.warnings))
+
+
+# ---------------------------------------------------------------- tiles with regions
+
+@st.cache_data(hash_funcs=HASH_FUNCS, show_spinner=False, max_entries=4096)
+def mask_tile(path: Path | None, name: str, color: tuple[int, int, int], badge: str | None,
+              gt: list[np.ndarray] | None, pred: np.ndarray | None,
+              image_size: tuple[int, int] | None, mode: str,
+              size: int = thumbs.TILE_PX) -> bytes:
+    """JPEG bytes of a framed grid tile of a pair with its regions drawn as *mode*
+    (``bench.render.mask_tile``): on the image's cached thumbnail, or, when the image is
+    missing, on a blank canvas of *image_size* (the label's) so the regions still show.
+    Cached by the image file's stamp, the shapes and the look; no caption is burned in
+    (names are text on the page)."""
+    shapes = [*(gt or []), *([pred] if pred is not None and len(pred) else [])]
+    full = thumbs.image_size(path)
+    if full is not None:
+        img = thumbs.thumbnail(path, name)
+        scale = img.width / max(full[0], 1)
+    elif shapes and mode != "none":
+        img, scale = render.blank_canvas(image_size, shapes, max_side=thumbs.THUMB_PX)
+    else:
+        return thumbs.tile_jpeg(path, name, color, badge=badge, size=size)
+    tile = render.mask_tile(img, gt, pred, color, scale=scale, mode=mode, size=size,
+                            badge=badge)
+    return render.jpeg_bytes(tile, quality=88)
 

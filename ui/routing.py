@@ -55,12 +55,14 @@ class PageSpec:
 OVERVIEW = PageSpec("pages/overview.py", "Overview", ":material/monitoring:", default=True)
 QUERY = PageSpec("pages/query.py", "Query", ":material/search:")
 PAIR = PageSpec("pages/pair.py", "Pair", ":material/compare:")
+ERRORS = PageSpec("pages/errors.py", "Errors", ":material/bug_report:")
 GPR = PageSpec("pages/gpr1200.py", "GPR1200", ":material/grid_view:")
 STUDY = PageSpec("pages/study.py", "User study", ":material/how_to_reg:")
 DATA = PageSpec("pages/data.py", "Data & help", ":material/help:")
+COMPARE = PageSpec("pages/compare.py", "Compare", ":material/difference:")
 
 #: The navigation menu, in order.
-PAGES: tuple[PageSpec, ...] = (OVERVIEW, QUERY, PAIR, GPR, STUDY, DATA)
+PAGES: tuple[PageSpec, ...] = (OVERVIEW, QUERY, PAIR, ERRORS, COMPARE, GPR, STUDY, DATA)
 
 _ROUTED = threading.local()  # set while app.py runs the chosen page
 _GOTO = "_goto"

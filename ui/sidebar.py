@@ -12,6 +12,7 @@ import streamlit as st
 
 from bench.demo import build_demo, default_demo_dir, demo_is_built, demo_paths
 from bench.errors import BenchError
+from bench.uploads import demo_results_root
 from ui import loaders, roots, state
 from ui.context import Ctx, store
 from ui.loaders import GprSpec
@@ -143,7 +144,7 @@ def sidebar() -> Ctx:
         c.gpr = GprSpec(Path(p.gpr_images), Path(p.gpr_embeddings), None, "cosine", None)
         sb.caption("Synthetic data made from scikit-image photos: not a real benchmark.")
         try:
-            c.datasets = loaders.discover(c.root)
+            c.datasets = loaders.discover(c.root, None, demo_results_root())  # + uploads
         except BenchError as e:
             c.error = str(e)
     elif src == "folder":

@@ -48,6 +48,28 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "proto": PROTOCOLS, "setup": SETUPS, "mode": PAIR_MODES,
     "qv": ("ap", "miou_bbox", "miou_seg"),
 }
+# Errors page (pages/errors.py): taxonomy setup, k, threshold t, IoU kind; the pair
+# table's filters (failure types as a comma list, "" = all; label; IoU range [elo, ehi)
+# on the efcol IoU; rank at most ermax, 0 = any), its order and the gallery's page.
+# Query page tiles: regions shown, pass / fail threshold, frame colours.
+DEFAULTS |= {"eset": "medium", "ek": 100, "et": 0.5, "ekind": "bbox", "efail": "",
+             "elab": "all", "efcol": "bbox", "elo": 0.0, "ehi": 1.0, "ermax": 0,
+             "esort": "worst", "epage": 0,
+             "qmask": "both", "qt": 0.5, "qframe": "label"}
+INTS |= {"ek", "ermax", "epage"}
+FLOATS |= {"et", "elo", "ehi", "qt"}
+CHOICES |= {"eset": ("medium", "hard"), "ekind": ("bbox", "seg"),
+            "elab": ("all", "easy", "hard"), "efcol": ("bbox", "seg"),
+            "esort": ("worst", "best", "rank", "query"),
+            "qmask": ("none", "pred", "both", "errors"), "qframe": ("label", "pass")}
+# Compare page (pages/compare.py): a second method B (also the Query page's second
+# ranking and the Pair page's second outline; "" = none), the methods compared (comma
+# list, "" = the sidebar's method and m2 or the next one) and the metric compared.
+DEFAULTS |= {"m2": "", "cmp": "", "cmetric": ""}
+# User study (pages/study.py, ui/participant.py): the study's name, and in a participant
+# link the participant id and the tab's session token. Checked where they are used
+# (bench.study.store.study_file / check_participant); never a path.
+DEFAULTS |= {"study": "", "p": "", "sid": ""}
 #: Keys that hold a file or folder path: checked against the data roots (ui.roots).
 PATH_KEYS = ("root", "images", "gimages", "gfile", "order")
 

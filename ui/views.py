@@ -56,3 +56,61 @@ def gpr_summary(spec: GprSpec, *, title: str, link: bool = False) -> None:
     if link:
         st.page_link(routing.GPR.path, label="Browse GPR1200 queries",
                      icon=":material/arrow_forward:")
+
+
+# ---------------------------------------------------------------- charts that lead somewhere
+
+def picked(event: Any) -> Any:
+    """The ``customdata`` of the first point selected in a Plotly chart's event
+    (``st.plotly_chart(..., on_select=...)``), or ``None`` when nothing is selected. A
+    one-value ``customdata`` comes back as that value."""
+    sel = getattr(event, "selection", None) if event is not None else None
+    points = (sel.get("points") if isinstance(sel, dict) else getattr(sel, "points", None)) or []
+    if not points:
+        return None
+    cd = points[0].get("customdata")
+    if isinstance(cd, (list, tuple)) and len(cd) == 1:
+        return cd[0]
+    return cd
+
+
+def query_names(g: Gnd) -> list[str]:
+    """One axis label per query: its image name, or ``"q · name"`` when names repeat
+    (a category axis merges equal labels)."""
+    names = list(g.qimlist)
+    if len(set(names)) == len(names):
+        return names
+    return [f"{q} · {n}" for q, n in enumerate(names)]
+
+
+def worst_first(values: np.ndarray) -> np.ndarray:
+    """Query order for a per-query bar chart: lowest value first, NaN (no positives)
+    last, ties by query index."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.lexsort((np.arange(v.size), np.where(np.isnan(v), np.inf, v)))
+
+
+# ---------------------------------------------------------------- IoU ranges
+
+IOU_BIN = 0.05  # the IoU histogram's bin width (a fraction)
+
+
+def iou_in_range(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``lo <= IoU < hi`` (``hi`` included when it is 1), bounds read at 2 decimals as
+    the URL keeps them: the histogram's bins and the Errors page's filter agree exactly.
+    NaN (no IoU) is never inside."""
+    v = np.asarray(values, dtype=np.float64)
+    lo, hi = round(float(lo), 2), round(float(hi), 2)
+    with np.errstate(invalid="ignore"):
+        return (v >= lo) & ((v < hi) | ((hi >= 1.0) & (v <= hi)))
+
+
+def iou_bins(values: np.ndarray, width: float = IOU_BIN) -> tuple[list[tuple[float, float]],
+                                                                 np.ndarray]:
+    """The histogram's bins ``[(lo, hi), ...]`` over [0, 1] and the count of *values* in
+    each (:func:`iou_in_range`; NaN counted nowhere)."""
+    n = round(1 / width)
+    edges = [(round(b * width, 2), round((b + 1) * width, 2)) for b in range(n)]
+    counts = np.array([int(iou_in_range(values, lo, hi).sum()) for lo, hi in edges])
+    return edges, counts
+

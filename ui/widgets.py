@@ -94,3 +94,54 @@ def legend(items: Sequence[tuple[str, render.RGB]], where: Any = st) -> None:
 
 LABEL_LEGEND = [(name, render.LABEL_COLORS[name])
                 for name in ("easy", "hard", "junk", "negative")]
+
+
+def number(label: str, lo: int, hi: int, key: str, *, wkey: str | None = None,
+           where: Any = st, **kw: Any) -> int:
+    """An integer input bound to state *key*, the value clamped to ``[lo, hi]``."""
+    try:
+        v = min(max(int(state.get(key)), lo), hi)
+    except (TypeError, ValueError):
+        v = state.DEFAULTS[key]
+    state.put(key, v)
+    wkey, changed = _bind(key, wkey)
+    return int(where.number_input(label, lo, hi, key=wkey, on_change=changed, step=1, **kw))
+
+
+def multi(label: str, options: Sequence[str], key: str, *, wkey: str | None = None,
+          where: Any = st, format_func: Callable[[Any], str] = str, **kw: Any) -> list[str]:
+    """A multiselect bound to state *key*, kept as a comma-separated string (``""`` = none
+    chosen); unknown names in the state are dropped."""
+    wkey = wkey or f"w_{key}"
+    chosen = [v for v in str(state.get(key) or "").split(",") if v in options]
+    state.put(key, ",".join(chosen))
+
+    def changed() -> None:
+        state.put(key, ",".join(st.session_state[wkey]))
+
+    st.session_state[wkey] = chosen
+    return where.multiselect(label, list(options), key=wkey, on_change=changed,
+                             format_func=format_func, **kw)
+
+
+def range_slider(label: str, lo: float, hi: float, key_lo: str, key_hi: str, *,
+                 wkey: str | None = None, where: Any = st, **kw: Any) -> tuple[float, float]:
+    """A two-handle slider bound to state keys *key_lo* and *key_hi* (clamped, ordered)."""
+    wkey = wkey or f"w_{key_lo}_{key_hi}"
+    try:
+        a = min(max(float(state.get(key_lo)), lo), hi)
+        b = min(max(float(state.get(key_hi)), lo), hi)
+    except (TypeError, ValueError):
+        a, b = state.DEFAULTS[key_lo], state.DEFAULTS[key_hi]
+    a, b = min(a, b), max(a, b)
+    state.put(key_lo, a)
+    state.put(key_hi, b)
+
+    def changed() -> None:
+        x, y = st.session_state[wkey]
+        state.put(key_lo, float(x))
+        state.put(key_hi, float(y))
+
+    st.session_state[wkey] = (a, b)
+    return where.slider(label, lo, hi, key=wkey, on_change=changed, **kw)
+
