@@ -12,6 +12,7 @@ import streamlit as st
 
 from bench import compare as bc
 from bench import render
+from bench.errors import BenchError
 from ui import context, deferred, loaders, routing, state, upload, widgets
 from ui.format import pct
 
@@ -19,6 +20,7 @@ routing.ensure_routed()
 
 TEST_NAMES = {"t": "paired t", "wilcoxon": "Wilcoxon signed-rank", "permutation": "permutation"}
 TIE_COLOR = (150, 152, 160)
+_LAST_A = "_cmp_last_a"  # A (the sidebar's method) in the previous run of this page
 CHART = dict(height=520, margin=dict(l=10, r=10, t=40, b=10),
              legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0))
 
@@ -115,6 +117,11 @@ m2 = state.get("m2")
 b0 = (m2 if m2 in methods and m2 != a0
       else methods[(methods.index(a0) + 1) % len(methods)])
 chosen = [v for v in str(state.get("cmp") or "").split(",") if v in methods]
+if chosen and a0 not in chosen and a0 != st.session_state.get(_LAST_A):
+    # the sidebar's method changed to one not compared: it joins (A is the sidebar's
+    # method); removed from the list here, A becomes the first one left
+    chosen = [a0, *chosen]
+    state.put("cmp", ",".join(chosen))
 st.session_state["w_cmp"] = chosen or [a0, b0]
 
 
@@ -132,14 +139,22 @@ if len(chosen) < 2:
     upload.panel(c, ds)
     st.stop()
 with top[1]:
-    A = widgets.select("A", chosen, "m", wkey="w_m_cmp", help="x axis; Δ = A − B")
+    A = widgets.select("A", chosen, "m", wkey="w_m_cmp", help="x axis; Δ = A − B; the "
+                       "sidebar's method")
+st.session_state[_LAST_A] = A
 with top[2]:
     B = widgets.select("B", [n for n in chosen if n != A], "m2", wkey="w_m2_cmp",
                        help="y axis")
 
-with st.spinner("Comparing (paired tests, bootstrap intervals)…"), \
-        context.guard(context.FIX_FILES):
-    comp = loaders.comparison(ds, tuple(ds.methods[n] for n in sorted(chosen)), c.protocol)
+try:
+    with st.spinner("Comparing (paired tests, bootstrap intervals)…"):
+        comp = loaders.comparison(ds, tuple(ds.methods[n] for n in sorted(chosen)),
+                                  c.protocol)
+except BenchError as e:  # one method's file: say which, and offer to replace it
+    st.error(str(e), icon=":material/error:")
+    st.caption(context.FIX_FILES + " Or leave that method out above, or upload it again.")
+    upload.panel(c, ds)
+    st.stop()
 
 
 def _has(key: str, name: str) -> bool:

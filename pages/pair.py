@@ -8,6 +8,7 @@ from PIL import Image
 
 from bench import inspect as bi
 from bench import render, thumbs
+from bench.errors import BenchError
 from ui import context, loaders, routing, state, widgets
 from ui.format import pct, query_label
 from ui.state import PAIR_MODES, PROTOCOLS
@@ -34,9 +35,15 @@ with st.spinner("Loading…"), context.guard(context.FIX_FILES):
 # the second method of the two-method view ("Compare with", URL key m2)
 others = [n for n in ds.methods if m is None or n != m.name]
 mb = ds.methods.get(state.get("m2")) if state.get("m2") in others else None
-with context.guard(context.FIX_FILES):
-    pix_b = loaders.pixel(ds, mb, c.protocol) if has_pix and loaders.has_pixel(ds, mb) else None
-    inputs_b = loaders.pixel_inputs(ds, mb) if pix_b is not None else None
+pix_b = inputs_b = None
+b_error = None
+try:  # a bad file of the second method leaves the first one's view
+    if has_pix and loaders.has_pixel(ds, mb):
+        pix_b = loaders.pixel(ds, mb, c.protocol)
+        inputs_b = loaders.pixel_inputs(ds, mb)
+except BenchError as e:
+    pix_b = inputs_b = None
+    b_error = str(e)
 
 q = min(max(int(state.get("q")), 0), g.n_queries - 1)
 state.put("q", q)
@@ -272,6 +279,8 @@ with panel:
         st.caption("— : no prediction for this pair (how it counts: see above). "
                    + (f"B ranks it #{rk_b}." if (rk_b := (loaders.rank_of(ds, mb, q, i)
                                                           if mb.ranks else None)) else ""))
+    elif b_error is not None:
+        st.error(b_error, icon=":material/error:")
     elif mb is not None and is_pair and has_pix:
         st.caption(f"{mb.name} has no pixel-level result: only A's region is drawn.")
     st.download_button("Download PNG", render.png_bytes(view),

@@ -155,6 +155,21 @@ def test_three_methods_get_holm(twin_copy):
     assert len(every) == 3
 
 
+def test_a_is_the_sidebars_method(twin_copy):
+    at = page(app(src="folder", root=twin_copy, m=A, m2="twin", cmp=f"{A},twin"), "compare")
+    at.selectbox(key="w_m").select(B).run()  # the sidebar: a method not compared joins
+    ok(at)
+    assert at.multiselect(key="w_cmp").value == [B, A, "twin"]
+    assert at.selectbox(key="w_m_cmp").value == B
+    at.multiselect(key="w_cmp").unselect(B).run()  # removed here: A = the first left
+    ok(at)
+    assert at.multiselect(key="w_cmp").value == [A, "twin"]
+    assert at.selectbox(key="w_m_cmp").value == A
+    ok(at.run())
+    assert at.selectbox(key="w_m").value == A
+    assert at.multiselect(key="w_cmp").value == [A, "twin"]
+
+
 def test_exports_are_the_engines(small_demo):  # noqa: F811
     at = page(app(m=A, m2=B), "compare")
     comp = compare_folder(small_demo.root, "rdemo", sorted([A, B]))
@@ -245,6 +260,24 @@ def test_compare_with_on_the_pair_page(expected):  # noqa: F811
     ok(at)
     assert at.query_params.get("m2") in (B, [B])
     assert any("Δ (A − B)" in t.value.columns for t in at.table)
+
+
+def test_a_broken_second_method_does_not_stop_the_pages(twin_copy, expected):  # noqa: F811
+    bad = twin_copy / "results" / "image-level" / "twin" / "rdemo.npy"
+    np.save(bad, np.zeros((3, 7), dtype=np.int64))  # another dataset's shape
+    badm = twin_copy / "results" / "pixel-level" / "twin" / "matching_result" / "prdemo.npy"
+    badm.write_bytes(b"not a numpy file")
+    at = page(app(src="folder", root=twin_copy, m=A, m2="twin", cmp=f"{A},twin"), "compare")
+    assert str(bad) in "\n".join(e.value for e in at.error)
+    assert len(at.get("file_uploader")) == 2  # the upload panel, to replace it
+    at = page(at, "query")
+    assert str(bad) in "\n".join(e.value for e in at.error)
+    assert [b for b in at.button if (b.key or "").startswith("pair_")]  # A's tiles
+    q, i = min(expected[A, "official", "pix"].pairs)
+    at = ok(app(src="folder", root=twin_copy, m=A, m2="twin", q=q, i=i))
+    at = page(at, "pair")
+    assert str(badm) in "\n".join(e.value for e in at.error)
+    assert at.table and len(at.image) >= 1  # A's IoU table and picture
 
 
 def test_one_method_only_offers_the_upload(small_demo, tmp_path):  # noqa: F811

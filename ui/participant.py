@@ -109,6 +109,7 @@ CSS = """
 [data-testid="stMainBlockContainer"] {padding: 16px 24px 16px 24px !important;
   max-width: none !important;}
 .st-key-pt_live {display: none !important;}
+[data-testid="stMarkdownContainer"] p {max-width: 48rem;}
 .st-key-pt_images [data-testid="stHorizontalBlock"] {gap: 24px !important;
   flex-wrap: nowrap !important;}
 .st-key-pt_images [data-testid="stColumn"] {min-width: 0 !important;}
@@ -384,7 +385,7 @@ def pictures(definition: StudyDefinition, trial: StudyTrial):
 # ---------------------------------------------------------------- the screens
 
 def _message(title: str, text: str = "") -> None:
-    st.title(title)
+    st.title(title, anchor=False)
     if text:
         st.write(text)
 
@@ -559,7 +560,7 @@ def _go(screen: str) -> None:
 
 def _consent(store: StudyStore) -> None:
     d = store.definition
-    st.title("Welcome")
+    st.title("Welcome", anchor=False)
     st.markdown(d.consent)
     a, b, _ = st.columns([1, 1, 3])
     a.button("I agree", type="primary", key="pt_agree", width="stretch", on_click=_go,
@@ -570,7 +571,7 @@ def _consent(store: StudyStore) -> None:
 
 def _instructions(store: StudyStore) -> None:
     d = store.definition
-    st.title("How it works")
+    st.title("How it works", anchor=False)
     st.markdown(d.instructions)
     n_prac = len(store.practice())
     label = f"Start the practice ({n_prac} pairs)" if n_prac else "Start"
@@ -608,7 +609,7 @@ def _practice(store: StudyStore, pid: str, token: str) -> None:
 
 def _ready(store: StudyStore) -> None:
     n = store.definition.n_trials
-    st.title("The study begins")
+    st.title("The study begins", anchor=False)
     if st.session_state.get(_NOTE):
         st.caption(f"Last practice pair: {st.session_state[_NOTE]}")
     st.markdown(f"The practice is over. Now come **{n} photo pairs**; your answers are "

@@ -9,10 +9,11 @@ import streamlit as st
 
 from bench import inspect as bi
 from bench import render
+from bench.errors import BenchError
 from bench.formats.revisited import Gnd
 from bench.workspace import DatasetFiles, MethodFiles
 from ui import loaders, routing, widgets
-from ui.context import FIX_FILES, guard
+from ui.context import FIX_FILES
 from ui.format import pct
 
 #: How deep the other ranking is read to find an image's rank there (rows of the ranks
@@ -66,12 +67,16 @@ def second_ranking(ds: DatasetFiles, g: Gnd, m: MethodFiles, q: int, k: int, set
                       "first's top k).")
             return
         mb = ds.methods[name]
-        with guard(FIX_FILES):
+        try:  # a bad file of the second method does not stop the page
             ra, rb = loaders.ranks(ds, m), loaders.ranks(ds, mb)
             ap_a = loaders.revisited(ds, m, protocol)[setup].ap[q]
             ap_b = loaders.revisited(ds, mb, protocol)[setup].ap[q]
             col_a = np.asarray(ra[:min(max(k, LOOKUP), ra.shape[0]), q])
             col_b = np.asarray(rb[:min(max(k, LOOKUP), rb.shape[0]), q])
+        except BenchError as e:
+            st.error(str(e), icon=":material/error:")
+            st.caption(FIX_FILES)
+            return
         rows_a, rows_b = top_k_beside(col_a, col_b, k)
         labels = bi.labels_of(g, q)
         in_a = {r["db"] for r in rows_a}

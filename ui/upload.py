@@ -79,7 +79,7 @@ def _submit(ds: DatasetFiles, dest: Destination) -> None:
         stored = uploads.store_method(
             name, ds, dest.results_root, ranks=files.get("ranks"),
             matches=files.get("matches"), replace=bool(st.session_state.get("up_replace")),
-            protected=dest.protected, gnd=loaders.gnd(ds))
+            protected=dest.protected, gnd=loaders.gnd(ds) if files else None)
     except BenchError as e:
         st.session_state[_MSG] = ("error", f"{e}", ["Nothing was stored."])
         return
@@ -151,7 +151,7 @@ def panel(c: Ctx, ds: DatasetFiles, *, expanded: bool = False) -> None:
                         key=f"up_ranks_{nonce}", max_upload_size=mb,
                         help="Column q = database indices best first, as for "
                         "`python -m bench revisited --ranks`.")
-        b.file_uploader("Matching result .npy: dict 'qimlist_<q>_imlist_<i>' -> (n, 2) "
+        b.file_uploader("Matching result .npy: dict `qimlist_<q>_imlist_<i>` → (n, 2) "
                         "[x, y]", type=["npy"], key=f"up_matches_{nonce}",
                         max_upload_size=mb,
                         help="As for `python -m bench pixel --matches`.")
