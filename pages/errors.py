@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from bench import render
+from bench.protocol import PIXEL_SETUPS, Protocol
 from bench.triage import FAILURES, LOCALISATION_TYPES
 from ui import context, deferred, loaders, routing, state, views, widgets
 from ui.format import pct
@@ -73,10 +74,10 @@ def _filter_type(key: str) -> None:
 
 
 # ---------------------------------------------------------------- controls
-strict = c.protocol == "strict"
+strict = "seg" in Protocol.of(c.protocol).threshold_iou  # seg IoU thresholds offered
 ctl = st.columns([2, 2, 3, 2] if strict else [2, 2, 3], vertical_alignment="bottom")
 with ctl[0]:
-    setup = widgets.radio("Setup", ["medium", "hard"], "eset", horizontal=True,
+    setup = widgets.radio("Setup", list(PIXEL_SETUPS), "eset", horizontal=True,
                           format_func=str.capitalize,
                           help="Medium: positives easy + hard. Hard: positives hard (easy "
                                "pairs are junk and get no failure type).")

@@ -10,10 +10,9 @@ import streamlit as st
 
 from bench import inspect as bi
 from bench.errors import BenchError
-from bench.metrics.pixel import THRESHOLDS
+from bench.protocol import PIXEL_SETUPS, PROTOCOLS, SETUPS, THRESHOLDS, threshold_key
 from ui import context, deferred, loaders, routing, views, widgets
 from ui.format import pct, query_label
-from ui.state import PROTOCOLS, SETUPS
 
 routing.ensure_routed()
 
@@ -65,7 +64,7 @@ if pix:
                  "averages mAP over IoU thresholds 0.50…0.95; image mAP is the "
                  "image-level mAP of the same setup.")
     p = pix[c.protocol]
-    for setup in ("medium", "hard"):
+    for setup in PIXEL_SETUPS:
         s = p.setups[setup]
         items = [("mIoU bbox", s.miou_bbox), ("mIoU seg", s.miou_seg)]
         if s.map_at_k is not None:
@@ -183,7 +182,7 @@ with right:
                     series.append(("seg", ps.map_t_seg))
                 for kind, mt in series:
                     y = [None if math.isnan(v) else 100 * v
-                         for v in (mt[f"{t:.2f}"] for t in THRESHOLDS)]
+                         for v in (mt[threshold_key(t)] for t in THRESHOLDS)]
                     fig.add_trace(go.Scatter(
                         x=list(THRESHOLDS), y=y, mode="lines+markers",
                         name=f"{setup} {kind} ({proto})",

@@ -9,9 +9,10 @@ from PIL import Image
 from bench import inspect as bi
 from bench import render, thumbs
 from bench.errors import BenchError
+from bench.protocol import PROTOCOLS, Protocol
 from ui import context, loaders, routing, state, widgets
 from ui.format import pct, query_label
-from ui.state import PAIR_MODES, PROTOCOLS
+from ui.state import PAIR_MODES
 
 routing.ensure_routed()
 
@@ -208,7 +209,7 @@ def unscored(protocol: str) -> str:
     """How a labelled pair without an IoU (no prediction, or no ground-truth region)
     enters mIoU (docs/PROTOCOLS.md §2): as 0, except an easy pair under the official
     protocol, which is skipped."""
-    if labels.get(i) == "easy" and protocol == "official":
+    if labels.get(i) == "easy" and Protocol.of(protocol).unpredicted_easy == "skip":
         return "skipped (no IoU)"
     return f"{pct(0.0)} (no IoU: counts as 0)"
 

@@ -9,6 +9,7 @@ import streamlit as st
 
 from bench import inspect as bi
 from bench import render, thumbs
+from bench.protocol import Protocol
 from ui import context, loaders, rankings, routing, state, views, widgets
 from ui.format import pct, query_label
 
@@ -62,7 +63,8 @@ with right:
     for col, (kk, v) in zip(cols[1:], stats.pk.items(), strict=False):
         col.metric(f"P@{kk}", pct(v),
                    help="Official P@k: kq = min(largest adjusted rank, k)."
-                   if c.protocol == "official" else "Strict P@k: hits in the top k / k.")
+                   if Protocol.of(c.protocol).pk_rule == "official_kq"
+                   else "Strict P@k: hits in the top k / k.")
     if math.isnan(stats.ap):
         st.info(f"No positives under the {c.setup} setup: this query is left out of the mean.")
     found = stats.found_in_top[k]

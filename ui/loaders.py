@@ -41,11 +41,11 @@ from bench.formats.revisited import Gnd, load_gnd, load_ranks
 from bench.metrics.gpr1200 import GprResult, evaluate_gpr1200
 from bench.metrics.pixel import PIXEL_SETUPS, PixelResult, evaluate_pixel, map_at_k
 from bench.metrics.revisited import RankScan, RevisitedSetupResult, evaluate_revisited, scan_ranks
+from bench.protocol import LABELS, SETUPS, Protocol
 from bench.uploads import discover_with_uploads
 from bench.workspace import DatasetFiles, MethodFiles
 from bench.workspace import discover as _discover
 from ui import roots
-from ui.state import SETUPS
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def rank_of(ds: DatasetFiles, m: MethodFiles, q: int, i: int) -> int | None:
     ranking does not list it. Labelled images come from the scan; any other image (a
     negative, a distractor) is looked up in row chunks, the top 1,000 rows first."""
     sc = scan(ds, m)
-    for label in ("easy", "hard", "junk"):
+    for label in LABELS:
         hit = np.flatnonzero(sc.ids[label][q] == i)
         if hit.size:
             return int(sc.pos[label][q][hit[0]]) + 1
@@ -217,7 +217,7 @@ def comparison(ds: DatasetFiles, methods: tuple[MethodFiles, ...], protocol: str
                              f"it has a pixel result but {ds.name} has no "
                              "<short>_pair2labelpath.npy")
         ap_t_seg = None
-        if pix is not None and protocol == "strict" and mf.ranks:
+        if pix is not None and "seg" in Protocol.of(protocol).threshold_iou and mf.ranks:
             sc = scan(ds, mf)
             ap_t_seg = {s: map_at_k(sc, g, pix.pairs, s, protocol=protocol,
                                     benchmark=pix.benchmark, iou_kind="seg")[2]
@@ -240,7 +240,7 @@ def method_summary(ds: DatasetFiles, m: MethodFiles, protocol: str
         row |= {f"mAP {s[0].upper()}": rr[s].mAP for s in SETUPS}
     if has_pixel(ds, m):
         pp = pixel(ds, m, protocol)
-        for s in ("medium", "hard"):
+        for s in PIXEL_SETUPS:
             ss = pp.setups[s]
             row[f"mIoU bbox {s[0].upper()}"] = ss.miou_bbox
             row[f"mIoU seg {s[0].upper()}"] = ss.miou_seg

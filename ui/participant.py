@@ -87,7 +87,7 @@ DEFAULT_VIEWPORT = (1366, 768)  # until the browser reported its own
 # the gap between the columns; above and below them: padding, progress bar, prompt row,
 # gaps, and a margin for a horizontal scrollbar or a zoomed font
 PAD_X, COL_GAP = 2 * 24, 24
-CHROME_Y = 170
+CHROME_Y = 200
 MIN_H, MAX_SCALE = 160, 3.0
 
 _MODE = "_participant_mode"
@@ -109,7 +109,7 @@ CSS = """
 [data-testid="stMainBlockContainer"] {padding: 16px 24px 16px 24px !important;
   max-width: none !important;}
 .st-key-pt_live {display: none !important;}
-[data-testid="stMarkdownContainer"] p {max-width: 48rem;}
+.st-key-pt_text {max-width: 48rem;}
 .st-key-pt_images [data-testid="stHorizontalBlock"] {gap: 24px !important;
   flex-wrap: nowrap !important;}
 .st-key-pt_images [data-testid="stColumn"] {min-width: 0 !important;}
@@ -385,9 +385,10 @@ def pictures(definition: StudyDefinition, trial: StudyTrial):
 # ---------------------------------------------------------------- the screens
 
 def _message(title: str, text: str = "") -> None:
-    st.title(title, anchor=False)
-    if text:
-        st.write(text)
+    with st.container(key="pt_text"):
+        st.title(title, anchor=False)
+        if text:
+            st.write(text)
 
 
 def _invalid() -> None:
@@ -560,8 +561,9 @@ def _go(screen: str) -> None:
 
 def _consent(store: StudyStore) -> None:
     d = store.definition
-    st.title("Welcome", anchor=False)
-    st.markdown(d.consent)
+    with st.container(key="pt_text"):
+        st.title("Welcome", anchor=False)
+        st.markdown(d.consent)
     a, b, _ = st.columns([1, 1, 3])
     a.button("I agree", type="primary", key="pt_agree", width="stretch", on_click=_go,
              args=("instructions",))
@@ -571,8 +573,9 @@ def _consent(store: StudyStore) -> None:
 
 def _instructions(store: StudyStore) -> None:
     d = store.definition
-    st.title("How it works", anchor=False)
-    st.markdown(d.instructions)
+    with st.container(key="pt_text"):
+        st.title("How it works", anchor=False)
+        st.markdown(d.instructions)
     n_prac = len(store.practice())
     label = f"Start the practice ({n_prac} pairs)" if n_prac else "Start"
     st.button(label, type="primary", key="pt_start", on_click=_go,

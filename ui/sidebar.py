@@ -12,11 +12,12 @@ import streamlit as st
 
 from bench.demo import build_demo, default_demo_dir, demo_is_built, demo_paths
 from bench.errors import BenchError
+from bench.protocol import METRICS, PROTOCOLS, SETUPS
 from bench.uploads import demo_results_root
 from ui import loaders, roots, state
 from ui.context import Ctx, store
 from ui.loaders import GprSpec
-from ui.state import METRICS, PROTOCOLS, SETUPS, SOURCES
+from ui.state import SOURCES
 from ui.widgets import radio, select, text
 
 _BUILD_LOCK = threading.Lock()

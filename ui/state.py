@@ -24,11 +24,10 @@ from typing import Any
 
 import streamlit as st
 
+from bench.protocol import METRICS, PIXEL_SETUPS, PROTOCOLS, SETUPS
+
 SOURCES = {"demo": "Demo (synthetic)", "folder": "Folder in released layout",
            "gpr": "GPR1200 folder"}
-PROTOCOLS = ("official", "strict")
-SETUPS = ("easy", "medium", "hard")
-METRICS = ("cosine", "dot", "l2")
 PAIR_MODES = ("overlay", "errors", "side")
 
 #: URL key -> default value. Everything here is mirrored into the URL when not default.
@@ -58,7 +57,7 @@ DEFAULTS |= {"eset": "medium", "ek": 100, "et": 0.5, "ekind": "bbox", "efail": "
              "qmask": "both", "qt": 0.5, "qframe": "label"}
 INTS |= {"ek", "ermax", "epage"}
 FLOATS |= {"et", "elo", "ehi", "qt"}
-CHOICES |= {"eset": ("medium", "hard"), "ekind": ("bbox", "seg"),
+CHOICES |= {"eset": PIXEL_SETUPS, "ekind": ("bbox", "seg"),
             "elab": ("all", "easy", "hard"), "efcol": ("bbox", "seg"),
             "esort": ("worst", "best", "rank", "query"),
             "qmask": ("none", "pred", "both", "errors"), "qframe": ("label", "pass")}

@@ -14,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from bench import render
+from bench.protocol import LABELS
 from ui import routing, state
 
 
@@ -93,7 +94,7 @@ def legend(items: Sequence[tuple[str, render.RGB]], where: Any = st) -> None:
 
 
 LABEL_LEGEND = [(name, render.LABEL_COLORS[name])
-                for name in ("easy", "hard", "junk", "negative")]
+                for name in (*LABELS, "negative")]
 
 
 def number(label: str, lo: int, hi: int, key: str, *, wkey: str | None = None,
