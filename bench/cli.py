@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--labels-root", required=True,
                    help="folder the label paths are relative to (pixel_retrieval_benchmarks/)")
     x.add_argument("--pair-labels", required=True, help="<short>_pair2labelpath.npy")
-    x.add_argument("--matches", required=True, help="matching_result/p<dataset>.npy")
+    x.add_argument("--matches", required=True, help="matching_result/p<short>.npy (e.g. proxford.npy)")
     x.add_argument("--ranks", help="image-level ranks .npy (enables mAP@k)")
     x.add_argument("--benchmark", choices=BENCHMARKS,
                    help="which queries are ignored in mAP@k (default: from the gnd name)")
@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--labels-root", required=True,
                    help="folder the label paths are relative to (pixel_retrieval_benchmarks/)")
     t.add_argument("--pair-labels", required=True, help="<short>_pair2labelpath.npy")
-    t.add_argument("--matches", required=True, help="matching_result/p<dataset>.npy")
+    t.add_argument("--matches", required=True, help="matching_result/p<short>.npy (e.g. proxford.npy)")
     t.add_argument("--ranks", required=True, help="image-level ranks .npy")
     t.add_argument("--benchmark", choices=BENCHMARKS,
                    help="which queries are ignored in mAP@k (default: from the gnd name)")

@@ -2,8 +2,8 @@
 scoring, the append-only store (assignment, one answer per trial, sessions, concurrent
 writers, torn writes, hostile lines), CSV neutralisation, the analysis against plain
 formulas written here (scipy only where it is called separately as the reference), and
-the `study` command line. The first two-condition format (bench.study.legacy, used by the
-current page until it is rewritten) keeps its storage and analysis tests at the end."""
+the `study` command line. A file of the first, two-condition format is refused with an
+error naming it (the last test)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from scipy import stats
 from bench.errors import BenchError
 from bench.formats.revisited import load_gnd
 from bench.study import design as D
-from bench.study import legacy as L
 from bench.study import records as R
 from bench.study import stats as T
 from bench.study import store as ST
@@ -266,14 +265,10 @@ def test_csv_neutralises_formulas():
     assert cells == ["'=HYPERLINK(\"http://x\",\"y\")", "'+1", "'-2", "'@SUM(A1)", "'\tx",
                      "'\rx", "P07", "a=b", " =x"]
     assert all(r[1] == "-3.5" and r[2] == "4" for r in got[1:])  # numbers stay numbers
-    # the answers export and the first format's export go through the same cell rule
+    # the answers export goes through the same cell rule
     a = _answer("=cmd|' /C calc'!A0", "q0-i1", "none", "positive", "hit")
     line = R.answers_csv([a]).splitlines()[1]
     assert line.split(",")[1] == "'=cmd|' /C calc'!A0"
-    r = L.Response(study="s", participant="@evil", trial_id="q0-i1-with", q=0, i=1,
-                   query="q0", image="db1", difficulty="easy", condition="with",
-                   source="ground_truth", answer="found", rt_s=1.0, timestamp="T")
-    assert L.responses_csv([r]).splitlines()[1].split(",")[1] == "'@evil"
 
 
 # ---------------------------------------------------------------- the store
@@ -882,56 +877,21 @@ def test_cli_new_on_the_demo_without_root(tmp_path, monkeypatch):
     assert table.returncode == 0 and "0 answers" in table.stdout
 
 
-# ---------------------------------------------------------------- the first format (legacy)
+# ---------------------------------------------------------------- the first format
 
-def _resp(pid, q, i, cond, answer, rt, click=None, inside=None, diff="easy"):
-    return L.Response(study="s", participant=pid, trial_id=f"q{q}-i{i}-{cond}", q=q, i=i,
-                      query=f"q{q}", image=f"db{i}", difficulty=diff, condition=cond,
-                      source="ground_truth", answer=answer, rt_s=rt, timestamp="T",
-                      click=click, click_inside=inside)
-
-
-def _legacy_trial(q=0, i=1, cond="with"):
-    return L.Trial(trial_id=f"q{q}-i{i}-{cond}", q=q, i=i, query=f"q{q}", image=f"db{i}",
-                   difficulty="easy", condition=cond, group=0, source="ground_truth")
-
-
-def test_legacy_jsonl_round_trip_with_torn_and_hostile_lines(tmp_path):
-    path = L.study_file(tmp_path / "studies", "pilot-1")
-    design = L.StudyDesign(study="pilot-1", dataset="rtiny", source="ground_truth",
-                           n_trials=4, seed=1, created="2025-01-01T00:00:00+00:00")
-    L.append_design(path, design)
-    r1 = L.make_response(_legacy_trial(), study="pilot-1", participant="P1", answer="found",
-                         rt_s=1.25, click=(12.5, 13.0), gt_shapes=[SQUARE])
-    r2 = L.make_response(_legacy_trial(i=2, cond="without"), study="pilot-1",
-                         participant="P1", answer="not found", rt_s=3.5)
-    L.append_response(path, r1)
-    with open(path, "ab") as f:  # a torn write: half a record, no newline
-        f.write(b'{"kind": "response", "study": "pil')
-    L.append_response(path, r2)  # must start on a fresh line and stay intact
-    with open(path, "ab") as f:
-        f.write(b'{"kind": "response", "q": ' + b"5" * 5000 + b"}\n")
-        f.write(json.dumps({**r1.to_json(), "rt_s": 10 ** 400}).encode() + b"\n")
-    log = L.read_study(path)
-    assert log.design == design and log.responses == [r1, r2]
-    assert [p.line for p in log.problems] == [3, 5, 6]
-    assert "not valid JSON" in log.problems[0].why
-    before = path.read_bytes()
-    L.read_study(path)
-    assert path.read_bytes() == before  # reading never changes the file
-    out = _cli("study", str(path), "--json")
-    assert out.returncode == 0, out.stderr
-    d = json.loads(out.stdout)
-    assert d["n_responses"] == 2 and "line 5" in d["skipped_lines"][1]
-
-
-def test_legacy_analysis_and_sign_test():
-    rs = [_resp("A", 0, 1, "with", "found", 2.0, (1, 1), True),
-          _resp("B", 0, 1, "without", "not found", 6.0),
-          _resp("A", 0, 2, "without", "found", 3.0, diff="hard"),
-          _resp("B", 0, 2, "with", "found", 5.0, (9, 9), False, diff="hard")]
-    a = L.analyse(rs, n_boot=200, seed=1)
-    assert a["conditions"]["with"]["accuracy"] == 0.5
-    assert a["paired_participants"]["time"]["p_sign"] == 0.5
-    for plus, minus in ((8, 1), (10, 0), (3, 3), (6, 2), (0, 0)):
-        assert L.sign_test(plus, minus) == pytest.approx(_plain_exact_binomial(plus, minus))
+def test_a_file_of_the_first_format_is_refused_with_an_error(tmp_path):
+    """The first study page wrote `design` / `response` records; this version does not read
+    them: `study FILE` exits with status 2 and one error line naming the file."""
+    path = tmp_path / "pilot-1.jsonl"
+    path.write_text(json.dumps({"kind": "design", "study": "pilot-1", "dataset": "rtiny",
+                                "source": "ground_truth", "n_trials": 4, "seed": 1}) + "\n"
+                    + json.dumps({"kind": "response", "study": "pilot-1", "participant": "P1",
+                                  "answer": "found", "rt_s": 1.25}) + "\n")
+    for form in (["study", str(path)], ["study", "report", str(path), "--json"]):
+        res = _cli(*form)
+        assert res.returncode == 2 and res.stdout == ""
+        last = res.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: old study format in ") and str(path) in last
+        assert "Traceback" not in res.stderr
+    with pytest.raises(BenchError, match="not a study file"):
+        ST.read_study_file(path)

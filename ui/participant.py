@@ -217,11 +217,11 @@ def active() -> bool:
     return bool(st.session_state.get(_MODE))
 
 
-def _alias(url_path: str):
+def _alias(name: str):
     def study_screen() -> None:
         page()
 
-    study_screen.__name__ = f"study_screen_{url_path or 'root'}"
+    study_screen.__name__ = f"study_screen_{name}"
     return study_screen
 
 
@@ -238,13 +238,12 @@ def serve() -> None:
         for key in ("study", "p", "sid"):
             raw = qp.get(key, "")
             state.put(key, raw[:200] if isinstance(raw, str) else "")
-    pages = []
+    # "/" and every path of the app (the default page's file name too) show the study
+    pages = [st.Page(_alias("root"), title="Study", default=True)]
     for spec in routing.PAGES:
-        if spec == routing.STUDY:
-            pages.append(st.Page(spec.path, title="Study", url_path=spec.url_path))
-        else:
-            pages.append(st.Page(_alias(spec.url_path), title="Study",
-                                 url_path=spec.url_path or None, default=spec.default))
+        name = Path(spec.path).stem
+        pages.append(st.Page(spec.path if spec == routing.STUDY else _alias(name),
+                             title="Study", url_path=name))
     page_ = st.navigation(pages, position="hidden")
     routing.run(page_)
 

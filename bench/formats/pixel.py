@@ -2,7 +2,7 @@
 
 - ``<short>_pair2labelpath.npy``: ``{"q_i": "relative/label.json"}`` saved with ``np.save``.
 - labelme JSON: ``shapes[*].points = [[x, y], ...]``; the pair's region is their union.
-- ``matching_result/p<dataset>.npy``: ``{"qimlist_{q}_imlist_{i}": (n, 2) [x, y] points}``;
+- ``matching_result/p<short>.npy (e.g. proxford.npy)``: ``{"qimlist_{q}_imlist_{i}": (n, 2) [x, y] points}``;
   an empty list or a missing key means no prediction.
 
 Whole-file problems raise :class:`BenchError`; one malformed pair becomes a

@@ -10,9 +10,6 @@ One concern per module, no Streamlit and no plotting:
 - :mod:`bench.study.store`: the append-only JSON Lines file, its lock, round-robin
   assignment, one answer per (participant, trial), active sessions;
 - :mod:`bench.study.stats`: the analysis with ``scipy.stats`` and :func:`report`.
-
-:mod:`bench.study.legacy` holds the first, two-condition format, re-exported here under
-its old names only while ``pages/study.py`` still uses them.
 """
 
 from __future__ import annotations
@@ -34,15 +31,6 @@ _EXPORTS = {
                           "StudyState", "StudyStore", "create_study", "default_data_dir",
                           "list_studies", "new_session_token", "read_study_file",
                           "resolve_study", "study_file", "study_link"),
-    # the first format (pages/study.py until it is rewritten)
-    "bench.study.legacy": ("ANSWERS", "CONDITIONS", "CONDITION_LABELS", "SOURCES", "Response",
-                           "StudyData", "StudyDesign", "StudyLog", "Trial", "analyse",
-                           "annotation_for", "append_design", "append_response",
-                           "available_pairs", "build_trials", "ensure_design",
-                           "freeze_design", "load_study_data", "make_response", "make_trials",
-                           "participant_group", "participant_trials", "read_study",
-                           "remaining_trials", "responses_csv", "sign_test", "study_figure",
-                           "summary_rows", "trials_from_design"),
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -10,7 +10,7 @@
 prints ``{"study", "file", "link"}``; ``link`` is the participant link's path and query
 (``/study?study=NAME``), to which a participant id is added as ``&p=ID``. ``report``
 prints :func:`bench.study.stats.report` (``--json``) or a short table; a file of the
-first, two-condition study format gets that format's analysis.
+first, two-condition study format is refused with an error (exit status 2).
 """
 
 from __future__ import annotations
@@ -110,8 +110,9 @@ def _report(args: argparse.Namespace, target: str) -> None:
     if not path.is_file():
         raise BenchError("missing study", path, "no such study file")
     if not is_new_format(path):
-        _legacy_report(args, path)
-        return
+        raise BenchError("old study format", path, "written by the first study page (records "
+                         "'design' / 'response'), which this version no longer reads; make "
+                         "a new study with `study new`")
     state = read_study_file(path)
     for p in state.problems:
         print(f"warning: skipped {p}", file=sys.stderr)
@@ -122,29 +123,6 @@ def _report(args: argparse.Namespace, target: str) -> None:
         json.dump(rep, sys.stdout, allow_nan=False)
     else:
         print(format_report(rep))
-
-
-def _legacy_report(args: argparse.Namespace, path: Path) -> None:
-    """A file of the first, two-condition format (as ``bench study FILE`` printed it)."""
-    from bench.study.legacy import analyse, read_study
-
-    log = read_study(path)
-    for p in log.problems:
-        print(f"warning: skipped {p}", file=sys.stderr)
-    d = analyse(log.responses)
-    d["skipped_lines"] = [str(p) for p in log.problems]
-    if args.json:
-        json.dump(d, sys.stdout)
-        return
-    print(f"{d['n_responses']} responses from {d['n_participants']} participants")
-    print(f"{'condition':22} {'n':>4} {'accuracy':>9} {'median time':>12}")
-    for c in d["conditions"].values():
-        acc = "n/a" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f}%"
-        rt = "n/a" if c["rt_median"] is None else f"{c['rt_median']:.2f} s"
-        print(f"{c['label']:22} {c['n']:>4} {acc:>9} {rt:>12}")
-    pp = d["paired_participants"]
-    print(f"paired by participant (n={pp['n']}): accuracy sign test "
-          f"p={pp['accuracy']['p_sign']}, time sign test p={pp['time']['p_sign']}")
 
 
 def cli_study(args: argparse.Namespace) -> None:

@@ -434,8 +434,8 @@ def read_study_file(path: str | os.PathLike) -> StudyState:
         return _read_all(path).state()
     except _NotNewFormat:
         raise BenchError("not a study file", path,
-                         "its first record is not a study definition (a file of the first "
-                         "study format is read by bench.study.legacy)") from None
+                         "its first record is not a study definition (a file of the first, "
+                         "two-condition study format is no longer read)") from None
 
 
 def is_new_format(path: str | os.PathLike) -> bool:
