@@ -28,7 +28,7 @@ from bench.demo import build_demo
 from ui import routing
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "screenshots"
+SHOTS = Path(os.environ.get("BENCH_SHOTS_DIR") or ROOT / "screenshots")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
@@ -208,10 +208,11 @@ def no_exception(pg) -> None:
     assert exc.count() == 0, exc.first.inner_text()[:2000]
 
 
-def shot(pg, name: str) -> None:
+def shot(pg, name: str) -> Path:
     """Screenshot of the whole page: the app scrolls inside its main block, so the
-    viewport is made as tall as that block first."""
-    SHOTS.mkdir(exist_ok=True)
+    viewport is made as tall as that block first. Saved under ``screenshots/`` or
+    ``$BENCH_SHOTS_DIR``."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
     size = pg.viewport_size
     height = pg.evaluate("() => Math.max(...['stMain', 'stSidebar'].map(id => "
                          "(document.querySelector(`[data-testid=${id}]`) || {}).scrollHeight"
@@ -219,8 +220,10 @@ def shot(pg, name: str) -> None:
     pg.set_viewport_size({"width": size["width"], "height": max(size["height"], height + 40)})
     pg.wait_for_timeout(300)
     pg.wait_for_function(DRAWN)
-    pg.screenshot(path=str(SHOTS / f"{name}.png"))
+    path = SHOTS / f"{name}.png"
+    pg.screenshot(path=str(path))
     pg.set_viewport_size(size)
+    return path
 
 
 # ---------------------------------------------------------------- tests

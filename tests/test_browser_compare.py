@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -22,21 +21,23 @@ from bench import render
 from bench.demo import build_demo
 from bench.formats.pixel import load_matches
 from bench.formats.revisited import load_gnd
-from tests.test_browser import (
+from tests.test_browser import (  # noqa: F401 (fixtures)
     CHARTS,
     CHROMIUM,
     CHROMIUM_ARGS,
     DRAWN,
     RUN_COUNTER,
+    SHOTS,
+    browser,
     click_until,
     no_exception,
     open_page,
     running_app,
     settle,
+    shot,
     sync_api,
 )
 
-SHOTS = Path(os.environ.get("BENCH_SHOTS_DIR", "/tmp/shots"))
 A, B = "local-sp", "global-hist"
 
 
@@ -61,18 +62,8 @@ def server(demo, uploads_dir, tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 @pytest.fixture
-def page(browser):
+def page(browser):  # noqa: F811 (the imported fixture)
     pg = browser.new_page(viewport={"width": 1440, "height": 1100})
     pg.add_init_script(RUN_COUNTER)
     pg.set_default_timeout(60_000)
@@ -80,23 +71,6 @@ def page(browser):
         yield pg
     finally:
         pg.close()
-
-
-def shot(pg, name: str) -> Path:
-    """The whole page (the app scrolls inside its main block: the viewport is made as
-    tall as that block first)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    size = pg.viewport_size
-    height = pg.evaluate("() => Math.max(...['stMain', 'stSidebar'].map(id => "
-                         "(document.querySelector(`[data-testid=${id}]`) || {}).scrollHeight"
-                         " || 0))")
-    pg.set_viewport_size({"width": size["width"], "height": max(size["height"], height + 40)})
-    pg.wait_for_timeout(300)
-    pg.wait_for_function(DRAWN)
-    path = SHOTS / f"{name}.png"
-    pg.screenshot(path=str(path))
-    pg.set_viewport_size(size)
-    return path
 
 
 def pick(pg, key: str, label: str) -> None:

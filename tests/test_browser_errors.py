@@ -9,46 +9,24 @@ Screenshots go to ``screenshots/`` (git-ignored), or to ``$BENCH_SHOTS_DIR``.
 from __future__ import annotations
 
 import math
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.test_browser import (  # noqa: F401 (fixtures)
     CHARTS,
-    DRAWN,
-    ROOT,
     app_env,
     browser,
-    click_until,
     demo,
     no_exception,
     open_page,
     page,
     server,
     settle,
+    shot,
     sync_api,
 )
-
-SHOTS = Path(os.environ.get("BENCH_SHOTS_DIR") or ROOT / "screenshots")
-
-
-def shot(pg, name: str) -> Path:
-    """A screenshot of the whole page (the viewport made as tall as the main block)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    size = pg.viewport_size
-    height = pg.evaluate("() => Math.max(...['stMain', 'stSidebar'].map(id => "
-                         "(document.querySelector(`[data-testid=${id}]`) || {}).scrollHeight"
-                         " || 0))")
-    pg.set_viewport_size({"width": size["width"], "height": max(size["height"], height + 40)})
-    pg.wait_for_timeout(300)
-    pg.wait_for_function(DRAWN)
-    path = SHOTS / f"{name}.png"
-    pg.screenshot(path=str(path))
-    pg.set_viewport_size(size)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -53,15 +53,16 @@ if not os.path.exists(CHROMIUM):
 
 IDLE = ("() => { const e = document.querySelector('[data-testid=\"stApp\"]');"
         " return e && e.getAttribute('data-test-script-state') === 'notRunning'; }")
-TRIAL = ("() => { const e = document.querySelector('[class*=\"st-key-ptdc_\"]');"
-         " return e ? [...e.classList].find(c => c.startsWith('st-key-ptdc_'))"
-         ".slice('st-key-ptdc_'.length) : null; }")
+TRIAL = ("() => { const e = document.querySelector("
+         "'[class*=\"st-key-ptd_\"][data-stale=\"false\"]');"
+         " return e ? [...e.classList].find(c => c.startsWith('st-key-ptd_'))"
+         ".slice('st-key-ptd_'.length) : null; }")
 # both images, the button and the scroll state, in CSS pixels of the viewport
 MEASURE = """() => {
   const rect = e => { const b = e.getBoundingClientRect();
                       return [b.left, b.top, b.right, b.bottom]; };
-  const q = document.querySelector('[class*="st-key-ptq_"] img');
-  const f = document.querySelector('[class*="st-key-ptdc_"] iframe');
+  const q = document.querySelector('[class*="st-key-ptq_"] [data-stale="false"] img');
+  const f = document.querySelector('[class*="st-key-ptd_"][data-stale="false"] iframe');
   const d = f.contentDocument.getElementById('image');
   const fr = f.getBoundingClientRect(), dr = d.getBoundingClientRect();
   const main = document.querySelector('[data-testid="stMain"]');
@@ -219,7 +220,7 @@ def wait_trial(pg) -> str:
     noted the time (so a click is timed from the display)."""
     pg.wait_for_function(TRIAL)
     tid = current(pg)
-    pg.frame_locator(f".st-key-ptdc_{tid} iframe").locator("#image").wait_for()
+    pg.frame_locator(f".st-key-ptd_{tid} iframe").locator("#image").wait_for()
     pg.wait_for_function("t => window.__benchClock && window.__benchClock[t]"
                          " && window.__benchClock[t].shown !== null", arg=tid)
     return tid
@@ -263,7 +264,7 @@ def answer_by_clicking(pg, store: StudyStore, tid: str) -> str:
 
     t = store.definition.trial(tid)
     w, h = image_size(resolve_image(images_dir(store.definition), t.image))
-    img = pg.frame_locator(f".st-key-ptdc_{tid} iframe").locator("#image")
+    img = pg.frame_locator(f".st-key-ptd_{tid} iframe").locator("#image")
     dw, dh = img.evaluate("e => [e.width, e.height]")
     if t.kind == "positive":
         x, y = region_point(t)
@@ -280,9 +281,9 @@ def start(pg, url: str, *, practice_by: str = "click") -> None:
     """Open the link, agree, read the instructions, do the practice (not recorded) and
     begin."""
     pg.goto(url)
-    assert title(pg) == "Welcome"
+    wait_title(pg, "Welcome")
     press(pg, "I agree")
-    assert title(pg) == "How it works"
+    wait_title(pg, "How it works")
     pg.get_by_role("button", name="Start the practice", exact=False).click()
     while True:
         pg.wait_for_function("() => document.querySelector('[class*=\"st-key-ptdc_\"]')"
@@ -292,12 +293,12 @@ def start(pg, url: str, *, practice_by: str = "click") -> None:
         tid = wait_trial(pg)
         assert tid.startswith("practice-")
         if practice_by == "click":
-            img = pg.frame_locator(f".st-key-ptdc_{tid} iframe").locator("#image")
+            img = pg.frame_locator(f".st-key-ptd_{tid} iframe").locator("#image")
             img.click(position={"x": 5, "y": 5})
         else:
             pg.locator(f".st-key-ptn_{tid} button").click()
         wait_gone(pg, tid)
-    assert title(pg) == "The study begins"
+    wait_title(pg, "The study begins")
     press(pg, "Begin")
 
 
@@ -328,7 +329,7 @@ def test_both_images_fully_visible_side_by_side(server, browser, w, h):
     ctx, pg = new_page(browser, w, h)
     try:
         pg.goto(f"{server.url}/study?study=layout&p=L{w}")
-        assert title(pg) == "Welcome"
+        wait_title(pg, "Welcome")
         shot(pg, f"study_consent_{w}x{h}")
         press(pg, "I agree")
         pg.get_by_role("button", name="Start the practice", exact=False).click()
@@ -404,7 +405,7 @@ def test_a_participant_link_opens_no_other_page_and_reads_no_path(server, browse
             assert pg.locator('[data-testid="stMain"] a').count() == 0
         for bad in ("../../etc/passwd", "/etc/passwd", str(secret), str(secret.with_suffix(""))):
             pg.goto(f"{server.url}/study?" + urllib.parse.urlencode({"study": bad, "p": "P01"}))
-            assert title(pg) == "Study"
+            wait_title(pg, "Study")
             text = pg.locator("body").inner_text()
             assert "This study link is not valid" in text
             assert "SECRET" not in text and "root:" not in text and "passwd" not in text
@@ -419,7 +420,7 @@ def test_a_participant_link_opens_no_other_page_and_reads_no_path(server, browse
         ctx, pg = new_page(browser)
         try:
             pg.goto(only.url + "/data")  # the first request of a fresh server
-            assert title(pg) == "Study"
+            wait_title(pg, "Study")
             assert "Page not found" not in pg.locator("body").inner_text()
             assert pg.locator('[data-testid="stSidebar"]').count() == 0
             box = pg.get_by_label("Participant code")
@@ -429,7 +430,7 @@ def test_a_participant_link_opens_no_other_page_and_reads_no_path(server, browse
             pg.goto(only.url + "/overview?p=N98")
             _only_the_study(pg)
             pg.goto(only.url + "/study?study=bstudy&p=N97")  # not this server's study
-            assert title(pg) == "Study"
+            wait_title(pg, "Study")
             assert "not valid" in pg.locator("body").inner_text()
         finally:
             ctx.close()
@@ -492,7 +493,7 @@ def test_two_participants_reload_restart_and_report(env, studies, browser, tmp_p
                     step(pid)
         for pid in pages:
             pg = pages[pid][1]
-            assert title(pg) == "Thank you!"
+            wait_title(pg, "Thank you!")
             no_exception(pg)
         shot(pages["P01"][1], "study_end")
     finally:

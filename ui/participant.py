@@ -135,8 +135,10 @@ export default function(component) {
   const ok = (im) => im && im.complete && im.naturalWidth > 0
                       && im.getBoundingClientRect().width > 0;
   const ready = () => {
-    const q = document.querySelector(".st-key-ptq_" + nonce + " img");
-    const f = document.querySelector(".st-key-ptdc_" + nonce + " iframe");
+    // this trial's elements only: not a stale one of the previous trial still on screen
+    const q = document.querySelector(".st-key-ptq_" + nonce
+                                     + " [data-stale='false'] img");
+    const f = document.querySelector(".st-key-ptd_" + nonce + "[data-stale='false'] iframe");
     if (!q || !f) return false;
     let d = null;
     try { d = f.contentDocument && f.contentDocument.getElementById("image"); }
