@@ -35,21 +35,10 @@ import pytest
 
 from bench.demo import build_demo
 from bench.study.store import StudyStore, read_study_file
+from tests.test_browser import ROOT, SHOTS, browser, sync_api  # noqa: F401 (fixture; skips without chromium)
 
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = Path(os.environ.get("BENCH_SHOTS") or ROOT / "screenshots")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 METHODS = ("local-sp", "global-hist")
 VIEWPORTS = [(1366, 768), (1600, 1000), (1920, 1080)]
-
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="playwright is not installed (pip install playwright)")
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (`make chromium`)",
-                allow_module_level=True)
 
 IDLE = ("() => { const e = document.querySelector('[data-testid=\"stApp\"]');"
         " return e && e.getAttribute('data-test-script-state') === 'notRunning'; }")
@@ -169,17 +158,7 @@ def server(env, studies, tmp_path_factory):
     s.kill(signal.SIGTERM)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def new_page(browser, w: int = 1366, h: int = 768):
+def new_page(browser, w: int = 1366, h: int = 768):  # noqa: F811 (the imported fixture)
     """A page in a browser context of its own (own storage: another person)."""
     ctx = browser.new_context(viewport={"width": w, "height": h})
     pg = ctx.new_page()
@@ -325,7 +304,7 @@ def _overlap(a, b) -> float:
 # ---------------------------------------------------------------- layout
 
 @pytest.mark.parametrize("w, h", VIEWPORTS)
-def test_both_images_fully_visible_side_by_side(server, browser, w, h):
+def test_both_images_fully_visible_side_by_side(server, browser, w, h):  # noqa: F811 (the imported fixture)
     ctx, pg = new_page(browser, w, h)
     try:
         pg.goto(f"{server.url}/study?study=layout&p=L{w}")
@@ -388,7 +367,7 @@ def _only_the_study(pg, *, unknown_path: bool = False) -> None:
     no_exception(pg)
 
 
-def test_a_participant_link_opens_no_other_page_and_reads_no_path(server, browser, studies,
+def test_a_participant_link_opens_no_other_page_and_reads_no_path(server, browser, studies,  # noqa: F811
                                                                  env, tmp_path):
     from ui import routing
 
@@ -443,7 +422,7 @@ def test_a_participant_link_opens_no_other_page_and_reads_no_path(server, browse
 
 # ---------------------------------------------------------------- two participants
 
-def test_two_participants_reload_restart_and_report(env, studies, browser, tmp_path):
+def test_two_participants_reload_restart_and_report(env, studies, browser, tmp_path):  # noqa: F811 (the imported fixture)
     srv = Server(env, tmp_path / "streamlit.log").start()
     path = studies["bstudy"]
     store = StudyStore.open(path)

@@ -14,4 +14,8 @@ One concern per module:
 - :mod:`ui.views`    page content shown by more than one page.
 - :mod:`ui.format`   how numbers and names are written.
 - :mod:`ui.deferred` Plotly charts after the first paint.
+- :mod:`ui.upload`   the "add a method from result files" panel (``bench.uploads`` does the work).
+- :mod:`ui.rankings` a second method's ranking beside the first (Query page).
+- :mod:`ui.participant` participant mode of a user study: only the study, no sidebar,
+                     no navigation, no paths from the URL.
 """
