@@ -259,6 +259,80 @@ def bench_realsize(env: dict[str, str], root: Path) -> dict[str, dict[str, float
     return out
 
 
+ERRORS_DRAWN = ("() => { const a = document.querySelector('[data-testid=\"stApp\"]');"
+                " return a && a.getAttribute('data-test-script-state') === 'notRunning'"
+                " && !document.querySelector('[data-testid=\"stSkeleton\"]')"
+                " && document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 12"
+                " && [...document.images].every(i => i.complete)"
+                " && document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .main-svg')"
+                ".length >= 2"
+                " && document.querySelectorAll('[data-testid=\"stDataFrame\"]').length >= 2; }")
+
+
+def bench_errors(env: dict[str, str], root: Path, ds: str = "roxford5k+R1M",
+                 method: str = "withr1m") -> dict[str, float | list[float]]:
+    """The Errors page on real-size data: the script run (AppTest: first session, then new
+    sessions with warm caches) and, in the browser, a new tab on a warm server and a
+    return to the page in the same tab, each until the tables, both charts and the
+    gallery's 12 tiles are drawn."""
+    from urllib.parse import quote
+
+    from playwright.sync_api import sync_playwright
+    from streamlit.testing.v1 import AppTest
+
+    params = {"src": "folder", "root": str(root), "ds": ds, "m": method}
+    os.environ["BENCH_DATA_ROOTS"] = str(root)
+    out: dict[str, float | list[float]] = {}
+
+    def script_run() -> float:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+        for k, v in params.items():
+            at.query_params[k] = v
+        at.switch_page("pages/errors.py")
+        t = time.perf_counter()
+        at.run()
+        if at.exception:
+            raise RuntimeError(at.exception[0].value)
+        return time.perf_counter() - t
+
+    out["server_cold"] = script_run()
+    out["server_warm"] = [script_run() for _ in range(3)]
+    query = "&".join(f"{k}={quote(v)}" for k, v in params.items())
+    proc, url = start_server(dict(env, BENCH_DATA_ROOTS=str(root)))
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=CHROMIUM_ARGS)
+            try:
+                tabs = []
+                for _ in range(3):  # the first warms the server's caches
+                    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+                    t = time.perf_counter()
+                    page.goto(f"{url}/errors?{query}")
+                    page.wait_for_function(ERRORS_DRAWN, timeout=300_000, polling=50)
+                    tabs.append(time.perf_counter() - t)
+                    if len(tabs) < 3:
+                        page.close()
+                out["browser_first"] = tabs[0]
+                out["browser_new_tab_warm"] = tabs[1:]
+                same = []
+                for _ in range(3):  # Overview, then back to Errors in the same tab
+                    page.goto(f"{url}/?{query}")
+                    page.wait_for_function(CARDS_SHOWN, timeout=120_000, polling=20)
+                    t = time.perf_counter()
+                    page.locator('[data-testid="stSidebarNav"] a[href$="/errors"]').click()
+                    page.wait_for_url("**/errors**")
+                    page.wait_for_function(ERRORS_DRAWN, timeout=300_000, polling=50)
+                    same.append(time.perf_counter() - t)
+                out["browser_same_tab"] = same
+                page.close()
+            finally:
+                browser.close()
+    finally:
+        stop_server(proc)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--demo", help="demo folder (default: bench.demo.default_demo_dir())")
@@ -316,6 +390,13 @@ def main(argv: list[str] | None = None) -> int:
               f" · server RSS after: {r['rss_mib']:.0f} MiB")
         met &= r["fresh"] < 3.0 and r["fresh_charts"] < 5.0
     print(f"targets (fresh server: cards < 3 s, charts < 5 s): {'met' if met else 'NOT met'}")
+    e = bench_errors(env, root)
+    print("\nErrors page, real-size roxford5k+R1M, method withr1m (1,001 pairs)")
+    print(f"  script run: first session {e['server_cold']:.2f} s, "
+          f"new session with warm caches {_stats(e['server_warm'])}")
+    print(f"  browser, fully drawn: first tab of a fresh server {e['browser_first']:.2f} s; "
+          f"new tab, warm server {_stats(e['browser_new_tab_warm'])}; "
+          f"from the Overview in the same tab {_stats(e['browser_same_tab'])}")
     return 0
 
 
