@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
 
         cli_study(args)
     elif args.command == "compare":
-        from bench.compare import cli_compare
+        from bench.compare_report import cli_compare
 
         cli_compare(args)
     elif args.command == "discover":

@@ -129,11 +129,11 @@ def run_gpr1200(images: PathLike, *, embeddings: PathLike | None = None,
 # ---------------------------------------------------------------- JSON views
 
 def num(x) -> float | None:
-    """A JSON number at full precision, NaN -> None."""
+    """A JSON number at full precision; NaN and infinities (not JSON) -> None."""
     if x is None:
         return None
     x = float(x)
-    return None if math.isnan(x) else x
+    return x if math.isfinite(x) else None
 
 
 def nums(a) -> list[float | None]:

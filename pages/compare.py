@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from bench import compare as bc
+from bench import compare_report as br
 from bench import render
 from bench.errors import BenchError
 from ui import context, deferred, loaders, routing, state, upload, widgets
@@ -230,7 +231,7 @@ if len(chosen) > 2:
         } for p in comp.pairs if p.metric == metric]), hide_index=True, width="stretch")
 
 # ---------------------------------------------------------------- scatter
-rows = bc.per_query_table(comp, metric, A, B)
+rows = br.per_query_table(comp, metric, A, B)
 
 
 def pair_name(r: dict) -> str:
@@ -303,7 +304,7 @@ def query_table() -> None:
         return
     st.markdown(f"**Queries** · {metric_label(qkey)} · select a row to open the query "
                 "with both rankings")
-    qrows = bc.per_query_table(comp, qkey, A, B)
+    qrows = br.per_query_table(comp, qkey, A, B)
     qdf = pd.DataFrame({
         "query": [r["query"] for r in qrows], "name": [r.get("name", "") for r in qrows],
         A: [100 * r[A] for r in qrows], B: [100 * r[B] for r in qrows],
@@ -329,8 +330,8 @@ def pair_table() -> None:
         return
     st.markdown("IoU of each easy / hard pair that either method predicted (no prediction: "
                 "0) · select a row to see both predictions on the image")
-    seg = bc.per_query_table(comp, "IoU-seg/pairs", A, B)
-    bbox = bc.per_query_table(comp, "IoU-bbox/pairs", A, B)
+    seg = br.per_query_table(comp, "IoU-seg/pairs", A, B)
+    bbox = br.per_query_table(comp, "IoU-bbox/pairs", A, B)
     easy = [set(e.tolist()) for e in g.easy]
     pdf = pd.DataFrame({
         "query": [r["query"] for r in seg], "name": [r.get("name", "") for r in seg],
@@ -364,7 +365,7 @@ pair_table()
 
 # open a pair without the table (keyboard, links)
 if comp.pair_keys and _has("IoU-seg/pairs", A) and _has("IoU-seg/pairs", B):
-    seg = bc.per_query_table(comp, "IoU-seg/pairs", A, B)
+    seg = br.per_query_table(comp, "IoU-seg/pairs", A, B)
     order = sorted(range(len(seg)), key=lambda j: -abs(np.nan_to_num(seg[j]["delta"])))
     fa, fb = st.columns([4, 1], vertical_alignment="bottom")
     j = fa.selectbox("Both predictions on one pair (largest |Δ seg| first)", order,
@@ -379,15 +380,15 @@ st.subheader("Export", help="The same files as `python -m bench compare --csv / 
              "--csv-per-query / --latex`.")
 d = st.columns([2, 2, 3, 2], vertical_alignment="bottom")
 stem = f"compare_{ds.name}_{c.protocol}".replace("+", "_")
-d[0].download_button("Statistics CSV", bc.to_csv(comp, "pairs"), file_name=f"{stem}.csv",
+d[0].download_button("Statistics CSV", br.to_csv(comp, "pairs"), file_name=f"{stem}.csv",
                      mime="text/csv", icon=":material/download:", width="stretch")
-d[1].download_button("Per-query CSV", bc.to_csv(comp, "per_query"),
+d[1].download_button("Per-query CSV", br.to_csv(comp, "per_query"),
                      file_name=f"{stem}_per_query.csv", mime="text/csv",
                      icon=":material/download:", width="stretch")
 test = d[2].selectbox("Superscripts of the LaTeX table: test (Holm, α = 0.05)",
                       list(TEST_NAMES), format_func=TEST_NAMES.get, key="cmp_latex_test")
 try:
-    latex = bc.to_latex(comp, test=test, alpha=0.05, correction="holm")
+    latex = br.to_latex(comp, test=test, alpha=0.05, correction="holm")
 except ValueError as e:  # no mIoU, mAP@k or mAP column
     latex = None
     d[3].caption(f"No LaTeX table: {e}.")

@@ -17,7 +17,8 @@ from PIL import Image
 from scipy import stats
 
 from bench import render
-from bench.compare import compare_folder, to_latex
+from bench.compare import compare_folder
+from bench.compare_report import to_latex
 from tests.test_app import app, ok, page, stay_on, text_of
 from tests.test_app import expected as expected  # noqa: F401 - a fixture
 from tests.test_app import small_demo as small_demo  # noqa: F401 - a fixture

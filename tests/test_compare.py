@@ -18,6 +18,7 @@ import pytest
 from scipy import stats
 
 from bench import compare as cmp
+from bench import compare_report as rep
 from bench.cli import main
 from bench.demo import build_demo
 from tests import fixtures, reference
@@ -171,13 +172,13 @@ def test_constant_nonzero_delta_and_nan_dropping():
     s = cmp.paired_stats(xn, yn)
     assert (s.n, s.n_missing) == (3, 2)
     assert s.mean_delta == pytest.approx((0.1 + 0.8 - 0.1) / 3)
-    assert cmp.pair_stats_json(s)["p"]["t"] == pytest.approx(stats.ttest_rel(
+    assert rep.pair_stats_json(s)["p"]["t"] == pytest.approx(stats.ttest_rel(
         [0.1, 0.9, 0.2], [0.0, 0.1, 0.3]).pvalue)
 
 
 def test_inf_effect_size_is_null_in_json():
     x = np.array([0.3, 0.4, 0.5])
-    d = cmp.pair_stats_json(cmp.paired_stats(x, x - 0.1))
+    d = rep.pair_stats_json(cmp.paired_stats(x, x - 0.1))
     json.dumps(d, allow_nan=False)
     assert d["effect_size"]["d_z"] is None
 
@@ -368,7 +369,7 @@ def test_two_identical_methods_give_p_one_and_all_ties(two_methods, tmp_path):
         assert s.wins == s.losses == 0 and s.ties == s.n > 0, s.metric
         assert s.p == {"t": 1.0, "wilcoxon": 1.0, "permutation": 1.0}
         assert s.p_holm == s.p and s.mean_delta == 0
-    rows = cmp.per_query_table(comp, "mAP/medium", "randmethod", "twin")
+    rows = rep.per_query_table(comp, "mAP/medium", "randmethod", "twin")
     assert len(rows) == 64 and rows[0]["name"] == gnd.qimlist[0]
     assert {r_["winner"] for r_ in rows} <= {"tie", None}
 
@@ -443,8 +444,8 @@ def _check_latex(tex: str, methods: list[str]):
     table = [_cells(ln) for ln in rows]
     for r, m in zip(table, methods, strict=True):
         assert len(r) == ncols
-        assert r[1] == cmp.latex_escape(m)
-    assert [r[0] for r in table] == [cmp._letters(i) for i in range(len(methods))]
+        assert r[1] == rep.latex_escape(m)
+    assert [r[0] for r in table] == [rep._letters(i) for i in range(len(methods))]
     # bold exactly on the best value of each column
     for j in range(2, ncols):
         vals = []
@@ -475,7 +476,7 @@ def test_latex_shape_letters_and_caption():
           _synthetic("B&C", np.random.default_rng(13), 0.0),
           _synthetic("plain", np.random.default_rng(14), 0.03)]
     comp = cmp.compare_methods(ms)
-    tex = cmp.to_latex(comp, test="t", alpha=0.05)
+    tex = rep.to_latex(comp, test="t", alpha=0.05)
     table = _check_latex(tex, ["good_one", "B&C", "plain"])
     assert len(table[0]) == 2 + 8  # one dataset: medium/hard x bbox, seg, mAP@k, mAP
     assert "PROxf" in tex and "PRPar" not in tex
@@ -497,12 +498,12 @@ def test_latex_shape_letters_and_caption():
                 k = fam.index((m, o)) if (m, o) in fam else fam.index((o, m))
                 diff = comp.per_query[key][m].mean() - comp.per_query[key][o].mean()
                 if adj[k] < 0.05 and diff > 0:
-                    expect += cmp._letters(o_i)
+                    expect += rep._letters(o_i)
             sup = re.search(r"\^\{\\mathrm\{([a-z]+)\}\}", table[i][2 + j])
             assert (sup.group(1) if sup else "") == expect
     assert re.search(r"\^\{\\mathrm\{bc\}\}", table[0][2])  # the clear winner beats both
     # another test and level are stated in the caption
-    tex_w = cmp.to_latex(comp, test="wilcoxon", alpha=0.01, correction="none")
+    tex_w = rep.to_latex(comp, test="wilcoxon", alpha=0.01, correction="none")
     _check_latex(tex_w, names)
     assert "Wilcoxon" in tex_w and r"\alpha = 0.01" in tex_w and "without correction" in tex_w
 
@@ -536,7 +537,7 @@ def test_latex_two_datasets_and_missing_columns(tmp_path, capsys):
                          per_query={"mIoU-bbox/medium": np.array([.2, .2, .3, .5]),
                                     "mAP/medium": np.array([.5, .6, .7, .8])},
                          reported={"mIoU-bbox/medium": 0.3, "mAP/medium": 0.65})
-    tab = _check_latex(cmp.to_latex(cmp.compare_methods([r, s])), ["x_only_miou", "full"])
+    tab = _check_latex(rep.to_latex(cmp.compare_methods([r, s])), ["x_only_miou", "full"])
     assert tab[0][1] == r"x\_only\_miou" and tab[0][3] == "--"
 
 

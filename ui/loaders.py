@@ -39,9 +39,9 @@ from bench.evaluate import PixelInputs, load_pixel_inputs
 from bench.formats.distractors import distractor_entry
 from bench.formats.revisited import Gnd, load_gnd, load_ranks
 from bench.metrics.gpr1200 import GprResult, evaluate_gpr1200
-from bench.metrics.pixel import PIXEL_SETUPS, PixelResult, evaluate_pixel, map_at_k
+from bench.metrics.pixel import PIXEL_SETUPS, PixelResult, evaluate_pixel
 from bench.metrics.revisited import RankScan, RevisitedSetupResult, evaluate_revisited, scan_ranks
-from bench.protocol import LABELS, SETUPS, Protocol
+from bench.protocol import LABELS, SETUPS
 from bench.uploads import discover_with_uploads
 from bench.workspace import DatasetFiles, MethodFiles
 from bench.workspace import discover as _discover
@@ -216,14 +216,8 @@ def comparison(ds: DatasetFiles, methods: tuple[MethodFiles, ...], protocol: str
             raise BenchError(f"no usable results for method {mf.name!r}", mf.matches or ds.gnd,
                              f"it has a pixel result but {ds.name} has no "
                              "<short>_pair2labelpath.npy")
-        ap_t_seg = None
-        if pix is not None and "seg" in Protocol.of(protocol).threshold_iou and mf.ranks:
-            sc = scan(ds, mf)
-            ap_t_seg = {s: map_at_k(sc, g, pix.pairs, s, protocol=protocol,
-                                    benchmark=pix.benchmark, iou_kind="seg")[2]
-                        for s in PIXEL_SETUPS}
         results.append(MethodResult.from_results(mf.name, revisited=rev, pixel=pix, gnd=g,
-                                                 protocol=protocol, ap_t_seg=ap_t_seg))
+                                                 protocol=protocol))
     return compare_methods(results, dataset=ds.name, query_names=g.qimlist)
 
 
