@@ -1,28 +1,16 @@
-"""The inspection app: ``streamlit run app.py [-- --data-root DIR ...]``.
+"""The inspection app from a checkout: ``streamlit run app.py [-- --data-root DIR ...]``.
 
-Router only: page config, the URL state, the data-source sidebar and the pages
-(registered in ``ui/routing.py``). Every number comes from ``bench``.
+The router is :func:`bench.app.main.main`; the installed package runs the same one
+(``bench-workbench app``). Every number comes from ``bench``.
 """
-
-from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import streamlit as st
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:  # `bench` imports from the checkout without an install
+    sys.path.insert(0, _HERE)
 
-_HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:  # `ui` and `bench` import from here
-    sys.path.insert(0, str(_HERE))
+from bench.app.main import main  # noqa: E402
 
-from ui import participant, routing, sidebar, state  # noqa: E402
-
-if participant.requested():  # a participant link, or a participant-only server:
-    participant.serve()  # the study alone, no sidebar, no navigation (ui/participant.py)
-else:
-    st.set_page_config(page_title="Retrieval workbench", page_icon=":material/image_search:",
-                       layout="wide")
-    state.init_state()
-    page = routing.navigation()
-    sidebar.sidebar()
-    routing.run(page)
+main()

@@ -29,7 +29,7 @@ merges into the demo's methods. :func:`link_benchmark` makes that folder a relea
 root of its own (a link to the demo's ``pixel_retrieval_benchmarks``), so ``python -m
 bench discover uploads`` lists the uploaded methods too.
 
-No Streamlit here: the app's upload panel is ``ui/upload.py``.
+No Streamlit here: the app's upload panel is ``bench/app/upload.py``.
 """
 
 from __future__ import annotations

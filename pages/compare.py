@@ -13,9 +13,9 @@ import streamlit as st
 from bench import compare as bc
 from bench import compare_report as br
 from bench import render
+from bench.app import context, deferred, loaders, routing, state, upload, widgets
+from bench.app.format import pct
 from bench.errors import BenchError
-from ui import context, deferred, loaders, routing, state, upload, widgets
-from ui.format import pct
 
 routing.ensure_routed()
 

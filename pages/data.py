@@ -7,9 +7,9 @@ import os
 import streamlit as st
 
 from bench import thumbs
+from bench.app import context, roots, routing
+from bench.app.state import SOURCES
 from bench.demo import default_demo_dir
-from ui import context, roots, routing
-from ui.state import SOURCES
 
 routing.ensure_routed()
 

@@ -11,10 +11,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from bench import render
+from bench.app import context, deferred, loaders, routing, state, views, widgets
+from bench.app.format import pct
 from bench.protocol import PIXEL_SETUPS, Protocol
 from bench.triage import FAILURES, LOCALISATION_TYPES
-from ui import context, deferred, loaders, routing, state, views, widgets
-from ui.format import pct
 
 routing.ensure_routed()
 
@@ -137,7 +137,7 @@ if not (math.isnan(g_ret) or math.isnan(g_loc)):
         st.markdown(f"**Most points are lost on {bigger}.** {what}")
 
 # a tab's first run leaves out the charts and the tables, whose code is the slowest to
-# load in a browser (ui.deferred); they follow a moment later
+# load in a browser (bench.app.deferred); they follow a moment later
 drawn = deferred.charts_now()
 if drawn:
     left, right = st.columns(2)

@@ -8,9 +8,9 @@ import streamlit as st
 
 from bench import inspect as bi
 from bench import render, thumbs
+from bench.app import context, deferred, loaders, routing, state, views, widgets
+from bench.app.format import pct
 from bench.metrics.gpr1200 import SUBSETS
-from ui import context, deferred, loaders, routing, state, views, widgets
-from ui.format import pct
 
 routing.ensure_routed()
 

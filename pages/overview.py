@@ -9,10 +9,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from bench import inspect as bi
+from bench.app import context, deferred, loaders, routing, views, widgets
+from bench.app.format import pct, query_label
 from bench.errors import BenchError
 from bench.protocol import PIXEL_SETUPS, PROTOCOLS, SETUPS, THRESHOLDS, threshold_key
-from ui import context, deferred, loaders, routing, views, widgets
-from ui.format import pct, query_label
 
 routing.ensure_routed()
 

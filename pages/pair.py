@@ -8,11 +8,11 @@ from PIL import Image
 
 from bench import inspect as bi
 from bench import render, thumbs
+from bench.app import context, loaders, routing, state, widgets
+from bench.app.format import pct, query_label
+from bench.app.state import PAIR_MODES
 from bench.errors import BenchError
 from bench.protocol import PROTOCOLS, Protocol
-from ui import context, loaders, routing, state, widgets
-from ui.format import pct, query_label
-from ui.state import PAIR_MODES
 
 routing.ensure_routed()
 

@@ -9,9 +9,9 @@ import streamlit as st
 
 from bench import inspect as bi
 from bench import render, thumbs
+from bench.app import context, loaders, rankings, routing, state, views, widgets
+from bench.app.format import pct, query_label
 from bench.protocol import Protocol
-from ui import context, loaders, rankings, routing, state, views, widgets
-from ui.format import pct, query_label
 
 routing.ensure_routed()
 
@@ -89,7 +89,7 @@ with right:
     elif stats.n_pos:
         st.success(f"Every positive is in the top {k}.")
 
-# a second method's top k beside this one's (URL key m2; ui/rankings.py)
+# a second method's top k beside this one's (URL key m2; bench/app/rankings.py)
 rankings.second_ranking(ds, g, m, q, k, c.setup, c.protocol)
 
 # ---------------------------------------------------------------- ranked results

@@ -3,12 +3,12 @@ region help? (after the user study of the PROxford / PRParis paper, ICCV 2023;
 docs/PROTOCOLS.md §7)
 
 Two views of one page. A participant link (``/study?study=NAME&p=ID``) or a
-participant-only server shows the participant screens of :mod:`ui.participant` and
+participant-only server shows the participant screens of :mod:`bench.app.participant` and
 nothing else. Otherwise this is the experimenter's page: set up a study on the dataset
 chosen in the sidebar (``bench.study.store.create_study``), hand out participant links,
 and follow it on a dashboard (live counts per condition and Latin-square row, balance,
 completion, active sessions) with the analysis of ``bench.study.stats.report`` (cached
-per study-file stamp through ``ui.loaders.HASH_FUNCS``), its figure and CSV / JSON export.
+per study-file stamp through ``bench.app.loaders.HASH_FUNCS``), its figure and CSV / JSON export.
 Study files live in the data folder (``$BENCH_STUDY_DIR``, else ``./studies``): the page
 takes no folder from the user.
 """
@@ -23,6 +23,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from bench.app import context, deferred, participant, routing, state, widgets
+from bench.app.loaders import HASH_FUNCS
 from bench.errors import BenchError
 from bench.study.design import GROUND_TRUTH, NONE, condition_label
 from bench.study.records import answers_csv, to_csv
@@ -36,8 +38,6 @@ from bench.study.store import (
     study_file,
     study_link,
 )
-from ui import context, deferred, participant, routing, state, widgets
-from ui.loaders import HASH_FUNCS
 
 routing.ensure_routed()
 

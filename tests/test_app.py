@@ -392,7 +392,7 @@ PAGE_TITLES = {"pages/overview.py": "Overview", "pages/query.py": "Query",
 
 
 def test_every_page_is_registered_and_named_by_its_url():
-    from ui import routing
+    from bench.app import routing
 
     files = {f"pages/{p.name}" for p in (Path(APP).parent / "pages").glob("*.py")}
     assert {p.path for p in routing.PAGES} == files == set(PAGE_TITLES)
@@ -416,7 +416,7 @@ def test_every_page_file_starts_with_ensure_routed():
 def test_legacy_pages_mode_first_request_runs_through_the_router(path):
     """AppTest starts every run as a fresh server does (PagesManager.uses_pages_directory
     reset, pages/ present): a session whose first request is a page URL has the page file
-    run on its own. ui.routing.ensure_routed must hand it to the router: the sidebar is
+    run on its own. bench.app.routing.ensure_routed must hand it to the router: the sidebar is
     there and Streamlit's legacy mode is off afterwards."""
     from streamlit.runtime.pages_manager import PagesManager
 
@@ -427,14 +427,14 @@ def test_legacy_pages_mode_first_request_runs_through_the_router(path):
     assert [t.value for t in at.title] == [PAGE_TITLES[path]]
     assert at.radio(key="w_src").value == "demo"  # the sidebar of app.py
     assert at.selectbox(key="w_ds").value == "rdemo"
-    # the Streamlit internals ui/routing.py relies on (fails when an upgrade changes them)
+    # the Streamlit internals bench/app/routing.py relies on (fails when an upgrade changes them)
     assert PagesManager.uses_pages_directory is False
 
 
 # ---------------------------------------------------------------- data roots
 
 def test_allowed_roots_from_the_launcher_and_the_environment(tmp_path, monkeypatch):
-    from ui import roots
+    from bench.app import roots
 
     a, b, c = (tmp_path / n for n in "abc")
     for d in (a, b, c):
@@ -451,7 +451,7 @@ def test_allowed_roots_from_the_launcher_and_the_environment(tmp_path, monkeypat
 
 
 def test_paths_outside_the_roots_are_refused(tmp_path):
-    from ui import roots
+    from bench.app import roots
 
     inside = tmp_path / "data"
     (inside / "sub").mkdir(parents=True)
@@ -469,9 +469,9 @@ def test_paths_outside_the_roots_are_refused(tmp_path):
 
 
 def test_image_names_cannot_leave_the_images_folder(tmp_path):
+    from bench.app import loaders
     from bench.workspace import DatasetFiles
     from tests.fixtures import write_tiny_jpeg
-    from ui import loaders
 
     images = tmp_path / "jpg"
     write_tiny_jpeg(images / "a.jpg")

@@ -326,7 +326,7 @@ def test_query_tiles_show_regions_row_by_row(engine):
 # ---------------------------------------------------------------- charts and tables that lead
 
 def test_iou_bins_agree_with_the_range_filter():
-    from ui import views
+    from bench.app import views
 
     v = np.array([0.0, 0.049, 0.05, 0.35, 0.35000000000000003, 0.9999, 1.0, math.nan])
     edges, counts = views.iou_bins(v)
@@ -337,7 +337,7 @@ def test_iou_bins_agree_with_the_range_filter():
 
 
 def test_picked_reads_the_customdata():
-    from ui import views
+    from bench.app import views
 
     class Ev:
         selection = {"points": [{"point_index": 4, "customdata": 7}]}

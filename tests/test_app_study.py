@@ -328,7 +328,7 @@ def test_participant_only_server(study, monkeypatch):
 # ---------------------------------------------------------------- layout and time helpers
 
 def test_image_sizes_fit_the_viewport_side_by_side():
-    from ui import participant as P
+    from bench.app import participant as P
 
     for vw, vh in ((1366, 768), (1600, 1000), (1920, 1080), (1024, 600)):
         col_w, max_h = P.image_box((vw, vh))
@@ -346,7 +346,7 @@ def test_image_sizes_fit_the_viewport_side_by_side():
 
 
 def test_click_conversion_and_browser_time():
-    from ui.participant import timing, to_image_px
+    from bench.app.participant import timing, to_image_px
 
     assert to_image_px({"x": 10, "y": 20, "width": 200, "height": 100}, (400, 300)) == (
         10.5 * 2, 20.5 * 3)

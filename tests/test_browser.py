@@ -24,8 +24,8 @@ from urllib.parse import quote
 
 import pytest
 
+from bench.app import routing
 from bench.demo import build_demo
-from ui import routing
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = Path(os.environ.get("BENCH_SHOTS_DIR") or ROOT / "screenshots")
@@ -376,7 +376,7 @@ FIRST_REQUESTS = [("/", "Overview"), ("/query?m=local-sp&q=1", "Query"),
 @pytest.mark.parametrize("path, title", FIRST_REQUESTS)
 def test_first_request_to_a_page_on_a_fresh_server(app_env, browser, tmp_path, path, title):
     """Streamlit's legacy pages/ mode: the first request after a server start for a page
-    URL runs that page file on its own unless ui.routing.ensure_routed hands it to the
+    URL runs that page file on its own unless bench.app.routing.ensure_routed hands it to the
     router. A new server process for each URL; the page must have the app's sidebar, its
     menu of every page, and no "Page not found" dialog."""
     with running_app(app_env, tmp_path / "streamlit.log") as url:

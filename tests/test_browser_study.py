@@ -369,7 +369,7 @@ def _only_the_study(pg, *, unknown_path: bool = False) -> None:
 
 def test_a_participant_link_opens_no_other_page_and_reads_no_path(server, browser, studies,  # noqa: F811
                                                                  env, tmp_path):
-    from ui import routing
+    from bench.app import routing
 
     secret = tmp_path / "secret.jsonl"
     secret.write_text('{"kind": "study", "root:SECRET": 1}\n')

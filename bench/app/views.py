@@ -8,13 +8,13 @@ import numpy as np
 import streamlit as st
 
 from bench import render, thumbs
+from bench.app import loaders, routing
+from bench.app.context import FIX_FILES, guard
+from bench.app.format import pct
+from bench.app.loaders import GprSpec
 from bench.formats.revisited import Gnd
 from bench.metrics.gpr1200 import SUBSETS
 from bench.workspace import DatasetFiles
-from ui import loaders, routing
-from ui.context import FIX_FILES, guard
-from ui.format import pct
-from ui.loaders import GprSpec
 
 
 def query_view(ds: DatasetFiles, g: Gnd, q: int, *, px: int = 640) -> tuple[Any, str]:

@@ -1,6 +1,6 @@
 """The data-source sidebar: source, folders and files (each checked against the data
 roots), dataset, method, protocol and setup. :func:`sidebar` returns the run's
-:class:`ui.context.Ctx`, which the pages read with ``context.ctx()``."""
+:class:`bench.app.context.Ctx`, which the pages read with ``context.ctx()``."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from pathlib import Path
 
 import streamlit as st
 
+from bench.app import loaders, roots, state
+from bench.app.context import Ctx, store
+from bench.app.loaders import GprSpec
+from bench.app.state import SOURCES
+from bench.app.widgets import radio, select, text
 from bench.demo import build_demo, default_demo_dir, demo_is_built, demo_paths
 from bench.errors import BenchError
 from bench.protocol import METRICS, PROTOCOLS, SETUPS
 from bench.uploads import demo_results_root
-from ui import loaders, roots, state
-from ui.context import Ctx, store
-from ui.loaders import GprSpec
-from ui.state import SOURCES
-from ui.widgets import radio, select, text
 
 _BUILD_LOCK = threading.Lock()
 

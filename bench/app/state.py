@@ -4,7 +4,7 @@ the URL at the end of every run, so a link reopens the same view.
 Every key the app puts in the URL is declared once, in :data:`DEFAULTS` (with its type
 in :data:`INTS` / :data:`FLOATS` or its allowed values in :data:`CHOICES`). A page reads
 a value with :func:`get` and sets one with :func:`put`; the bound widgets of
-:mod:`ui.widgets` do both. On a session's first run :func:`init_state` reads the URL
+:mod:`bench.app.widgets` do both. On a session's first run :func:`init_state` reads the URL
 (bad values fall back to the defaults); :func:`sync_url` (called by the router at the
 end of each run) writes back every value that differs from its default.
 
@@ -65,11 +65,11 @@ CHOICES |= {"eset": PIXEL_SETUPS, "ekind": ("bbox", "seg"),
 # ranking and the Pair page's second outline; "" = none), the methods compared (comma
 # list, "" = the sidebar's method and m2 or the next one) and the metric compared.
 DEFAULTS |= {"m2": "", "cmp": "", "cmetric": ""}
-# User study (pages/study.py, ui/participant.py): the study's name, and in a participant
+# User study (pages/study.py, bench/app/participant.py): the study's name, and in a participant
 # link the participant id and the tab's session token. Checked where they are used
 # (bench.study.store.study_file / check_participant); never a path.
 DEFAULTS |= {"study": "", "p": "", "sid": ""}
-#: Keys that hold a file or folder path: checked against the data roots (ui.roots).
+#: Keys that hold a file or folder path: checked against the data roots (bench.app.roots).
 PATH_KEYS = ("root", "images", "gimages", "gfile", "order")
 
 _INIT = "_state_init"
@@ -113,7 +113,7 @@ def get(key: str) -> Any:
 def put(key: str, value: Any) -> None:
     """Set URL key *key* (written to the URL at the end of the run)."""
     if key not in DEFAULTS:
-        raise KeyError(f"{key!r} is not a declared URL key (ui.state.DEFAULTS)")
+        raise KeyError(f"{key!r} is not a declared URL key (bench.app.state.DEFAULTS)")
     st.session_state[f"s_{key}"] = value
 
 

@@ -9,12 +9,12 @@ import streamlit as st
 
 from bench import inspect as bi
 from bench import render
+from bench.app import loaders, routing, widgets
+from bench.app.context import FIX_FILES
+from bench.app.format import pct
 from bench.errors import BenchError
 from bench.formats.revisited import Gnd
 from bench.workspace import DatasetFiles, MethodFiles
-from ui import loaders, routing, widgets
-from ui.context import FIX_FILES
-from ui.format import pct
 
 #: How deep the other ranking is read to find an image's rank there (rows of the ranks
 #: file; an R1M ranking is never read whole for this).

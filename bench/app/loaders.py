@@ -33,6 +33,7 @@ import streamlit as st
 from bench import inspect as bi
 from bench import render, thumbs
 from bench import triage as bt
+from bench.app import roots
 from bench.compare import Comparison, MethodResult, compare_methods
 from bench.errors import BenchError
 from bench.evaluate import PixelInputs, load_pixel_inputs
@@ -45,7 +46,6 @@ from bench.protocol import LABELS, SETUPS
 from bench.uploads import discover_with_uploads
 from bench.workspace import DatasetFiles, MethodFiles
 from bench.workspace import discover as _discover
-from ui import roots
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Widgets bound to a URL key of :mod:`ui.state`, and small display pieces.
+"""Widgets bound to a URL key of :mod:`bench.app.state`, and small display pieces.
 
 ``select("Query", options, "q")`` shows a selectbox whose value is state key ``q``: it
 starts from the state (so from the URL on a first run), writes back on change, and
@@ -14,8 +14,8 @@ from typing import Any
 import streamlit as st
 
 from bench import render
+from bench.app import routing, state
 from bench.protocol import LABELS
-from ui import routing, state
 
 
 def _bind(key: str, wkey: str | None) -> tuple[str, Callable[[], None]]:

@@ -17,10 +17,10 @@ from pathlib import Path
 import streamlit as st
 
 from bench import uploads
+from bench.app import loaders, roots, state
+from bench.app.context import Ctx
 from bench.errors import BenchError
 from bench.workspace import DatasetFiles, MethodFiles
-from ui import loaders, roots, state
-from ui.context import Ctx
 
 _MSG = "_upload_msg"
 _NONCE = "_upload_nonce"  # part of the uploaders' keys: a new value empties them

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from bench.app.loaders import GprSpec, has_pixel
 from bench.errors import HOSTILE_ERRORS, BenchError
 from bench.workspace import DatasetFiles, MethodFiles
-from ui.loaders import GprSpec, has_pixel
 
 _CTX = "_ctx"
 

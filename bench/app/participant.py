@@ -62,6 +62,7 @@ from PIL import Image
 from streamlit_image_coordinates import streamlit_image_coordinates
 
 from bench import render, thumbs
+from bench.app import roots, routing, state
 from bench.demo import default_demo_dir, demo_is_built
 from bench.errors import BenchError
 from bench.study.design import StudyDefinition, StudyTrial, find_dataset
@@ -75,7 +76,6 @@ from bench.study.store import (
     new_session_token,
     study_file,
 )
-from ui import roots, routing, state
 
 ENV_ONLY = "BENCH_PARTICIPANT_ONLY"  # "1": the server shows the participant screens only
 ENV_STUDY = "BENCH_STUDY"  # the study of a participant-only server (make study STUDY=...)

@@ -29,7 +29,7 @@ from typing import Any
 
 import streamlit as st
 
-from ui import deferred, state
+from bench.app import deferred, state
 
 
 @dataclass(frozen=True)
