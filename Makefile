@@ -8,16 +8,18 @@ PORT ?= 8501
 
 venv: $(VENV)/.runtime-ok
 
-$(VENV)/.runtime-ok: requirements.txt
+# The package installed editable (the checkout is what runs); its dependencies are
+# requirements.txt, read by pyproject.toml (one list).
+$(VENV)/.runtime-ok: requirements.txt pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 dev: $(VENV)/.dev-ok
 
 $(VENV)/.dev-ok: $(VENV)/.runtime-ok requirements-dev.txt
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
 # Debian's chromium for the browser tests (playwright drives /usr/bin/chromium; it downloads no browser).

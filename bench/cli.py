@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bench import evaluate as ev
 from bench.errors import BenchError
@@ -49,7 +50,8 @@ def _print_pixel(d: dict) -> None:
 
 
 def _print_gpr(d: dict) -> None:
-    print(f"GPR1200 mAP: {_fmt(d['mAP'])}   ({d['n_images']} images, {d['n_categories']} categories)")
+    print(f"GPR1200 mAP: {_fmt(d['mAP'])}   ({d['n_images']} images, {d['n_categories']} categories)"
+          + (f"   protocol: {d['protocol']}" if "protocol" in d else ""))
     for k, v in d["subsets"].items():
         print(f"  {k:10} {_fmt(v)}")
     if d["n_images"] != 12_000:
@@ -58,7 +60,8 @@ def _print_gpr(d: dict) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    prog = "python -m bench" if Path(sys.argv[0]).name == "__main__.py" else "retbench"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("revisited", help="ROxford/RParis mAP and mP@k (easy, medium, hard)")
@@ -104,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--indices", help="(n, k) .npy neighbour lists")
     g.add_argument("--metric", choices=METRICS, default="cosine")
     g.add_argument("--order", help="text file, one image name per line (embedding order)")
+    g.add_argument("--protocol", choices=PROTOCOLS, default="official",
+                   help="official: the released float32-as-given product; strict: exact "
+                        "float64 scores (docs/PROTOCOLS.md §3)")
     g.add_argument("--json", action="store_true")
 
     d = sub.add_parser("demo", help="build (or find) the embedded synthetic demo benchmark")
@@ -117,6 +123,19 @@ def _parser() -> argparse.ArgumentParser:
     u = sub.add_parser("study", help="create a user study (`study new NAME ...`) or report "
                        "one (`study report NAME|FILE`, or `study FILE`); docs/PROTOCOLS.md §7")
     _study_arguments(u)
+
+    a = sub.add_parser("app", help="launch the inspection app (the demo included) in a browser "
+                       "tab: the same app as `make run`, from any folder")
+    a.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    a.add_argument("--address", default="127.0.0.1",
+                   help="address to serve on (default 127.0.0.1; 0.0.0.0 serves the network)")
+    a.add_argument("--data-root", action="append", default=[], metavar="DIR",
+                   help="a folder whose files the app may open (repeat it; default: the "
+                   "current folder and the demo)")
+    a.add_argument("--no-demo", action="store_true", help="do not build the demo first")
+    a.add_argument("--print", action="store_true", dest="print_only",
+                   help="print the server command instead of running it")
+    a.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
 
     w = sub.add_parser("discover", help="list datasets and methods in a released-layout folder")
     w.add_argument("root")
@@ -177,8 +196,10 @@ def _run(args: argparse.Namespace) -> int:
         cli_triage(args)
     elif args.command == "gpr1200":
         imgs, res = ev.run_gpr1200(args.images, embeddings=args.embeddings, indices=args.indices,
-                                   metric=args.metric, order=args.order)
+                                   metric=args.metric, order=args.order,
+                                   protocol=args.protocol)
         d = ev.gpr_json(imgs, res)
+        d["protocol"] = args.protocol
         json.dump(d, sys.stdout) if args.json else _print_gpr(d)
     elif args.command == "demo":
         from pathlib import Path
@@ -214,6 +235,11 @@ def _run(args: argparse.Namespace) -> int:
         from bench.compare_report import cli_compare
 
         cli_compare(args)
+    elif args.command == "app":
+        from bench.launch import launch_app
+
+        return launch_app(port=args.port, address=args.address, data_roots=args.data_root,
+                          build_demo=not args.no_demo, print_only=args.print_only)
     elif args.command == "discover":
         from bench.workspace import discover, discovery_json, discovery_text
 
