@@ -20,7 +20,7 @@ __version__ = "0.2.0"
 
 _API = ("GprReport", "PixelGroundTruth", "PixelReport", "RevisitedReport", "evaluate_gpr1200",
         "evaluate_pixel", "evaluate_revisited", "load_gpr1200", "load_pixel_ground_truth",
-        "load_revisited", "revisited_ground_truth")
+        "load_pixel_predictions", "load_ranks", "load_revisited", "revisited_ground_truth")
 
 if TYPE_CHECKING:
     from bench.api import (  # noqa: F401
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
         evaluate_revisited,
         load_gpr1200,
         load_pixel_ground_truth,
+        load_pixel_predictions,
+        load_ranks,
         load_revisited,
         revisited_ground_truth,
     )

@@ -4,7 +4,8 @@ For a training loop's validation step, a notebook or a sweep script. Three steps
 
 1. Load the ground truth once, from the released files (:func:`load_revisited`,
    :func:`load_pixel_ground_truth`, :func:`load_gpr1200`) or from lists you already hold
-   (:func:`revisited_ground_truth`).
+   (:func:`revisited_ground_truth`); saved results too, where you have files
+   (:func:`load_ranks`, :func:`load_pixel_predictions`).
 2. Call :func:`evaluate_revisited`, :func:`evaluate_pixel` or :func:`evaluate_gpr1200`
    with arrays (numpy arrays, or anything ``numpy.asarray`` takes: lists, CPU tensors).
 3. Read the typed result: every per-query (and per-pair) value is kept;
@@ -95,6 +96,24 @@ def revisited_ground_truth(easy: Sequence[Sequence[int]], hard: Sequence[Sequenc
         raise ValueError("imlist must have n_db names and qimlist one name per query")
     return Gnd(path=_MEMORY, name=name, imlist=im, qimlist=qim, easy=arrays(easy, "easy"),
                hard=arrays(hard, "hard"), junk=arrays(junk, "junk"), bbx=[None] * nq)
+
+
+def load_ranks(path: PathLike, gnd: Gnd) -> np.ndarray:
+    """Memory-map a ranks ``.npy`` ``(n_rows, n_queries)`` and check it against *gnd*
+    (docs/PROTOCOLS.md §1 'Ranks'): the file a search saved, as the CLI reads it."""
+    from bench.formats.revisited import load_ranks as _load
+
+    return _load(path, gnd)
+
+
+def load_pixel_predictions(path: PathLike, gnd: Gnd) -> dict[Pair, np.ndarray | None]:
+    """Read a released ``matching_result/p<short>.npy`` -> ``{(q, i): (n, 2) points or
+    None}`` through the safe reader (docs/PROTOCOLS.md §2, §8). Malformed entries count as
+    no prediction, as in the CLI, where they are also reported as warnings."""
+    from bench.formats.pixel import load_matches
+
+    preds, _ = load_matches(path, n_queries=gnd.n_queries, n_db=gnd.n_db)
+    return preds
 
 
 @dataclass(frozen=True, eq=False)
@@ -518,4 +537,5 @@ def _gpr_protocol(protocol: ProtocolLike) -> dict[str, Any]:
 
 __all__ = ["GprReport", "PixelGroundTruth", "PixelReport", "RevisitedReport",
            "evaluate_gpr1200", "evaluate_pixel", "evaluate_revisited", "load_gpr1200",
-           "load_pixel_ground_truth", "load_revisited", "revisited_ground_truth"]
+           "load_pixel_ground_truth", "load_pixel_predictions", "load_ranks",
+           "load_revisited", "revisited_ground_truth"]
