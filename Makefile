@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: venv dev run study test lint chromium bench demo clean
+.PHONY: venv dev run study test lint chromium postgresql bench demo clean
 
 venv: $(VENV)/.runtime-ok
 
@@ -31,11 +31,22 @@ chromium:
 	    || echo "could not install chromium: the browser tests will be skipped (they say so)"; \
 	else echo "no apt-get: browser tests will be skipped"; fi
 
+# Debian's PostgreSQL server binaries for the study store's tests (they start and remove a
+# temporary cluster of their own on a free port; the package's default cluster stays down).
+postgresql:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then echo "postgresql present"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null ) \
+	    || echo "could not install postgresql: the PostgreSQL tests will be skipped (they say so)"; \
+	  for c in $$(ls /etc/postgresql 2>/dev/null); do for n in $$(ls /etc/postgresql/$$c); do \
+	    $$SUDO pg_ctlcluster $$c $$n stop >/dev/null 2>&1 || true; done; done; \
+	else echo "no apt-get: PostgreSQL tests will be skipped"; fi
+
 # The app reads user-given paths only inside its data roots: by default this folder and the
 # demo; `make run DATA_ROOTS="/data/prbench /data/gpr"` allows others (--data-root each).
 run: venv
-	$(BIN)/python -m bench demo
-	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true --server.address 127.0.0.1 --browser.gatherUsageStats false $(if $(DATA_ROOTS),-- $(foreach d,$(DATA_ROOTS),--data-root $(d)))
+	$(BIN)/retbench app --port $(PORT) $(foreach d,$(DATA_ROOTS),--data-root $(d))
 
 # A participant-only server for one user study: every URL shows that study's participant
 # screens and nothing else (no sidebar, no other page). `make study STUDY=NAME [PORT=8502]
@@ -50,7 +61,7 @@ study: venv
 lint: dev
 	$(BIN)/ruff check .
 
-test: dev chromium
+test: dev chromium postgresql
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
