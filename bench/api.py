@@ -56,6 +56,16 @@ def load_revisited(gnd_path: PathLike) -> Gnd:
     """Read a Revisited ground truth ``gnd_<dataset>.pkl`` (docs/PROTOCOLS.md §1).
 
     The same reader as the CLI: safe unpickling, every index checked.
+
+    >>> import os, pickle, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> path = os.path.join(folder, "gnd_rtiny.pkl")
+    >>> entry = {"easy": [0], "hard": [], "junk": [1], "bbx": [0, 0, 5, 5]}
+    >>> with open(path, "wb") as f:
+    ...     pickle.dump({"imlist": ["a", "b"], "qimlist": ["q"], "gnd": [entry]}, f)
+    >>> gnd = load_revisited(path)
+    >>> gnd.name, gnd.n_queries, gnd.n_db, gnd.easy[0].tolist(), gnd.junk[0].tolist()
+    ('rtiny', 1, 2, [0], [1])
     """
     from bench.formats.revisited import load_gnd
 
@@ -100,7 +110,15 @@ def revisited_ground_truth(easy: Sequence[Sequence[int]], hard: Sequence[Sequenc
 
 def load_ranks(path: PathLike, gnd: Gnd) -> np.ndarray:
     """Memory-map a ranks ``.npy`` ``(n_rows, n_queries)`` and check it against *gnd*
-    (docs/PROTOCOLS.md §1 'Ranks'): the file a search saved, as the CLI reads it."""
+    (docs/PROTOCOLS.md §1 'Ranks'): the file a search saved, as the CLI reads it.
+
+    >>> import os, tempfile
+    >>> gnd = revisited_ground_truth(easy=[[0], [1]], hard=[[], []], n_db=3)
+    >>> path = os.path.join(tempfile.mkdtemp(), "ranks.npy")
+    >>> np.save(path, np.array([[0, 1], [2, 0], [1, 2]]))  # column q: query q's ranking
+    >>> load_ranks(path, gnd)[:, 1].tolist()
+    [1, 0, 2]
+    """
     from bench.formats.revisited import load_ranks as _load
 
     return _load(path, gnd)
@@ -109,7 +127,17 @@ def load_ranks(path: PathLike, gnd: Gnd) -> np.ndarray:
 def load_pixel_predictions(path: PathLike, gnd: Gnd) -> dict[Pair, np.ndarray | None]:
     """Read a released ``matching_result/p<short>.npy`` -> ``{(q, i): (n, 2) points or
     None}`` through the safe reader (docs/PROTOCOLS.md §2, §8). Malformed entries count as
-    no prediction, as in the CLI, where they are also reported as warnings."""
+    no prediction, as in the CLI, where they are also reported as warnings.
+
+    >>> import os, tempfile
+    >>> gnd = revisited_ground_truth(easy=[[0]], hard=[[1]], n_db=2)
+    >>> path = os.path.join(tempfile.mkdtemp(), "proxford.npy")
+    >>> np.save(path, {"qimlist_0_imlist_1": [[1, 2], [8, 2], [8, 9], [1, 9]],
+    ...                "qimlist_0_imlist_0": []})
+    >>> preds = load_pixel_predictions(path, gnd)
+    >>> preds[(0, 0)] is None, preds[(0, 1)].shape
+    (True, (4, 2))
+    """
     from bench.formats.pixel import load_matches
 
     preds, _ = load_matches(path, n_queries=gnd.n_queries, n_db=gnd.n_db)
@@ -134,7 +162,20 @@ def load_pixel_ground_truth(gnd: Gnd, pair_labels: PathLike,
                             labels_root: PathLike | None = None) -> PixelGroundTruth:
     """Read ``<short>_pair2labelpath.npy`` and the labelme files it names, for every easy
     or hard pair of *gnd* (docs/PROTOCOLS.md §2). *labels_root* is the folder the label
-    paths are relative to (``pixel_retrieval_benchmarks/``)."""
+    paths are relative to (``pixel_retrieval_benchmarks/``).
+
+    >>> import json, os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> shape = {"label": "obj", "shape_type": "polygon",
+    ...          "points": [[0, 0], [10, 0], [10, 10], [0, 10]]}
+    >>> with open(os.path.join(root, "0_1.json"), "w") as f:
+    ...     json.dump({"shapes": [shape], "imageWidth": 20, "imageHeight": 16}, f)
+    >>> np.save(os.path.join(root, "tiny_pair2labelpath.npy"), {"0_1": "0_1.json"})
+    >>> gnd = revisited_ground_truth(easy=[[]], hard=[[1]], n_db=2)
+    >>> gt = load_pixel_ground_truth(gnd, os.path.join(root, "tiny_pair2labelpath.npy"), root)
+    >>> len(gt.shapes[(0, 1)]), gt.shapes[(0, 1)][0].shape, gt.sizes[(0, 1)]
+    (1, (4, 2), (20, 16))
+    """
     from bench.evaluate import load_ground_truth_labels
 
     shapes, sizes, _, warnings = load_ground_truth_labels(gnd, pair_labels, labels_root)
@@ -146,7 +187,16 @@ def load_gpr1200(images: PathLike, order: PathLike | None = None) -> GprImages:
     each image's category; *order* is a text file naming the order in which your
     embeddings' rows were saved (docs/PROTOCOLS.md §3). Pass ``.categories`` (and
     ``.to_file_order(embeddings)`` when an order file was given) to
-    :func:`evaluate_gpr1200`."""
+    :func:`evaluate_gpr1200`.
+
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> for name in ("1_b.jpg", "0_z.jpg", "1_a.jpg", "0_y.jpg"):
+    ...     open(os.path.join(folder, name), "wb").close()
+    >>> images = load_gpr1200(folder)
+    >>> images.names, images.categories.tolist()
+    (['0_y.jpg', '0_z.jpg', '1_a.jpg', '1_b.jpg'], [0, 0, 1, 1])
+    """
     from bench.formats.gpr1200 import load_gpr_images
 
     return load_gpr_images(images, order)
