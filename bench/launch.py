@@ -19,7 +19,8 @@ _PKG = Path(__file__).resolve().parent
 
 #: Server settings of every launch (the checkout's .streamlit/config.toml says the same).
 SERVER_FLAGS = ("--server.headless", "true", "--browser.gatherUsageStats", "false",
-                "--client.toolbarMode", "viewer", "--client.showErrorDetails", "type")
+                "--client.toolbarMode", "viewer", "--client.showErrorDetails", "type",
+                "--client.showSidebarNavigation", "false")
 
 
 def app_script() -> Path:
