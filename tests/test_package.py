@@ -285,3 +285,20 @@ def test_installed_app_command_serves_the_app(installed, tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
         log.close()
+
+
+def test_installed_app_flags_match_the_checkouts_streamlit_config():
+    """``retbench app`` has no .streamlit/config.toml beside it: its flags must say what
+    the checkout's config says (else the installed app would differ from `make run`)."""
+    import tomllib
+
+    from bench.launch import SERVER_FLAGS
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    flags = dict(zip(SERVER_FLAGS[::2], SERVER_FLAGS[1::2], strict=True))
+    for section, values in config.items():
+        for key, value in values.items():
+            if section == "server" and key in ("address", "port"):
+                continue  # command-line options of retbench app
+            want = str(value).lower() if isinstance(value, bool) else str(value)
+            assert flags.get(f"--{section}.{key}") == want, f"{section}.{key}"
