@@ -2,6 +2,11 @@
 
 Bad input exits with status 2 and a last stderr line ``error: <what> in <file>: <why>``;
 per-pair problems are warnings (stderr, and ``warnings`` in the JSON) and never stop a run.
+
+Each subcommand imports only what it uses (issue 19): this module loads argparse and the
+protocol constants; readers, metrics, the study and Pillow are imported in :func:`_run`'s
+branches, and the study's options only when the command is ``study``
+(``tests/test_startup.py`` checks what ``revisited`` loads).
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import evaluate as ev
 from bench.errors import BenchError
 from bench.protocol import BENCHMARKS, METRICS, PIXEL_SETUPS, PROTOCOLS, SETUPS
 
@@ -59,7 +63,11 @@ def _print_gpr(d: dict) -> None:
               " named as in GPR1200)")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; *argv* (default ``sys.argv[1:]``) only decides whether the
+    study's options are loaded (they import :mod:`bench.study.command`)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
     prog = "python -m bench" if Path(sys.argv[0]).name == "__main__.py" else "retbench"
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -118,11 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--small", action="store_true", help="a small demo (for tests)")
     d.add_argument("--json", action="store_true")
 
-    from bench.study.command import add_arguments as _study_arguments
-
     u = sub.add_parser("study", help="create a user study (`study new NAME ...`) or report "
                        "one (`study report NAME|FILE`, or `study FILE`); docs/PROTOCOLS.md §7")
-    _study_arguments(u)
+    if command == "study":  # its options import bench.study.command: only when used
+        from bench.study.command import add_arguments as _study_arguments
+
+        _study_arguments(u)
 
     a = sub.add_parser("app", help="launch the inspection app (the demo included) in a browser "
                        "tab: the same app as `make run`, from any folder")
@@ -168,6 +177,12 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--max-items", type=int, metavar="N",
                         help="items one pickle or JSON file may decode into (default "
                         "10,000,000; env BENCH_MAX_ITEMS)")
+        sp.add_argument("--max-pixels", type=int, metavar="N",
+                        help="width x height above which an image is refused before it is "
+                        "decoded (default 40,000,000; env BENCH_MAX_PIXELS)")
+        sp.add_argument("--max-side", type=int, metavar="PX",
+                        help="longer side above which an image is refused (default 30,000; "
+                        "env BENCH_MAX_SIDE)")
     return p
 
 
@@ -177,6 +192,8 @@ def _emit_warnings(d: dict) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from bench import evaluate as ev  # light: readers and metrics load in its functions
+
     if args.command == "revisited":
         _, res = ev.run_revisited(args.gnd, args.ranks, protocol=args.protocol)
         d = ev.revisited_json(res)
@@ -252,14 +269,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser(argv).parse_args(argv)
     try:
+        from bench.formats import images
         from bench.formats.files import configure
 
         mb, items = getattr(args, "max_file_mb", None), getattr(args, "max_items", None)
         if (mb is not None and not 0 < mb < float("inf")) or (items is not None and items < 1):
             raise BenchError("bad option", "--max-file-mb/--max-items", "must be positive")
         configure(max_file_mb=mb, max_items=items)
+        px, side = getattr(args, "max_pixels", None), getattr(args, "max_side", None)
+        if (px is not None and px < 1) or (side is not None and side < 1):
+            raise BenchError("bad option", "--max-pixels/--max-side", "must be positive")
+        images.configure(max_pixels=px, max_side=side)  # also exported to a launched app
         return _run(args)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -19,9 +19,10 @@ Metric keys are ``"<measure>/<setup>"``:
   query the query's mIoU (§2), NaN for a query with an empty list. The reported mIoU is
   their mean (official: NaN if any query is NaN; strict: over the non-NaN queries).
 - ``mAP@k/medium``, ``mAP@k/hard`` (and ``mAP@k-seg/...`` in strict mode when given): per
-  query the mean over the ten thresholds of the query's AP_t, an empty query at t
-  counting 0; NaN for an ignored query or one without positives. See
-  :func:`per_query_map_at_k` for how its mean relates to the reported mAP@k.
+  query the mean over the ten thresholds of the query's AP_t (§2.3, under the protocol's
+  N), an empty query at t counting 0; NaN for an ignored query or one without
+  positives. Under strict no query is ever empty and the mean of these values is the
+  strict mAP@k; see :func:`per_query_map_at_k` for the official relation.
 - ``IoU-bbox/pairs``, ``IoU-seg/pairs``: per easy or hard pair predicted by at least one
   of the compared methods, its IoU (a method without a prediction for it: 0).
 
@@ -79,7 +80,8 @@ def per_query_map_at_k(ap_t: np.ndarray, n_pos: np.ndarray,
     Parameters
     ----------
     ap_t : (T, n_queries) AP of query q at threshold t (``PixelSetupResult.per_query_ap_t``;
-        NaN where q is empty at t, i.e. no positive's IoU is above t, or ignored).
+        NaN where q is left out: ignored, without positives, or, officially, empty at t:
+        no positive's IoU above t).
     n_pos : (n_queries,) number of positives of the setup per query.
     ignored : the benchmark's ignored queries (§2).
 
@@ -89,12 +91,13 @@ def per_query_map_at_k(ap_t: np.ndarray, n_pos: np.ndarray,
     ignored query and for a query without positives.
 
     Relation to the reported number: with ``n`` the number of non-NaN ``v_q``, ``D_t``
-    the denominator of the reported mAP_t (official: non-ignored non-empty queries plus
-    the ignored ones; strict: non-ignored non-empty queries),
+    the denominator of the reported mAP_t (official: non-ignored queries with a positive
+    above t plus the ignored ones; strict: non-ignored queries with a positive),
     ``mean_q v_q = (1/T) * sum_t mAP_t * D_t / n`` (a term with ``D_t = 0``, where mAP_t
-    is NaN, counts 0). It equals the strict mAP@k exactly
-    when no evaluated query is ever empty, and is never above it; the official mAP@k
-    additionally counts the ignored queries as 0.
+    is NaN, counts 0). Under strict (``n_at_threshold="all"``) ``D_t = n`` at every t, so
+    ``v_q`` is exactly the strict mAP@k's summand: ``mAP@k = mean_q v_q``
+    (docs/PROTOCOLS.md §6.1). Officially a query empty at t leaves mAP_t while the
+    ignored queries count 0 in it, so the official mAP@k is not the mean of the ``v_q``.
     """
     ap_t = np.asarray(ap_t, dtype=np.float64)
     v = np.nan_to_num(ap_t, nan=0.0).mean(axis=0)

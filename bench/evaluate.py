@@ -9,17 +9,22 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench.errors import BenchWarning
-from bench.formats.gpr1200 import GprImages, load_embeddings, load_gpr_images, load_indices
-from bench.formats.pixel import Pair, load_labels, load_matches, load_pair_labels
-from bench.formats.revisited import Gnd, load_gnd, load_ranks
-from bench.metrics.gpr1200 import GprResult, evaluate_gpr1200
-from bench.metrics.pixel import PixelResult, evaluate_pixel
-from bench.metrics.revisited import RevisitedSetupResult, evaluate_revisited, scan_ranks
 from bench.protocol import THRESHOLDS, ProtocolLike
+
+# Readers and metrics are imported in the functions that use them, so that
+# ``python -m bench revisited`` loads neither the pixel nor the GPR1200 code (issue 19).
+if TYPE_CHECKING:
+    from bench.formats.gpr1200 import GprImages
+    from bench.formats.pixel import Pair
+    from bench.formats.revisited import Gnd
+    from bench.metrics.gpr1200 import GprResult
+    from bench.metrics.pixel import PixelResult
+    from bench.metrics.revisited import RevisitedSetupResult
 
 PathLike = str | os.PathLike
 
@@ -38,6 +43,8 @@ def load_ground_truth_labels(gnd: Gnd, pair_labels: PathLike, labels_root: PathL
                              ) -> tuple[dict[Pair, list[np.ndarray]], dict[Pair, tuple[int, int] | None],
                                         dict[Pair, Path], list[BenchWarning]]:
     """Pair label paths and labelme shapes of every easy or hard pair of *gnd*."""
+    from bench.formats.pixel import load_labels, load_pair_labels
+
     paths, warnings = load_pair_labels(pair_labels, labels_root, n_queries=gnd.n_queries,
                                        n_db=gnd.n_db)
     wanted = {(q, int(i)) for q in range(gnd.n_queries)
@@ -58,6 +65,8 @@ def load_ground_truth_labels(gnd: Gnd, pair_labels: PathLike, labels_root: PathL
 
 def load_pixel_inputs(gnd: Gnd, *, pair_labels: PathLike, labels_root: PathLike | None,
                       matches: PathLike) -> PixelInputs:
+    from bench.formats.pixel import load_matches
+
     gt, sizes, _, warnings = load_ground_truth_labels(gnd, pair_labels, labels_root)
     preds, w3 = load_matches(matches, n_queries=gnd.n_queries, n_db=gnd.n_db)
     return PixelInputs(gt=gt, sizes=sizes, preds=preds, warnings=warnings + w3)
@@ -66,6 +75,9 @@ def load_pixel_inputs(gnd: Gnd, *, pair_labels: PathLike, labels_root: PathLike 
 def run_revisited(gnd_path: PathLike, ranks_path: PathLike, *,
                   protocol: ProtocolLike = "official"
                   ) -> tuple[Gnd, dict[str, RevisitedSetupResult]]:
+    from bench.formats.revisited import load_gnd, load_ranks
+    from bench.metrics.revisited import evaluate_revisited
+
     gnd = load_gnd(gnd_path)
     ranks = load_ranks(ranks_path, gnd)
     return gnd, evaluate_revisited(ranks, gnd, protocol=protocol, path=ranks_path)
@@ -75,6 +87,10 @@ def run_pixel(gnd_path: PathLike, *, pair_labels: PathLike, labels_root: PathLik
               matches: PathLike, ranks_path: PathLike | None = None,
               protocol: ProtocolLike = "official", benchmark: str | None = None
               ) -> tuple[Gnd, PixelResult]:
+    from bench.formats.revisited import load_gnd, load_ranks
+    from bench.metrics.pixel import evaluate_pixel
+    from bench.metrics.revisited import scan_ranks
+
     gnd = load_gnd(gnd_path)
     inputs = load_pixel_inputs(gnd, pair_labels=pair_labels, labels_root=labels_root,
                                matches=matches)
@@ -102,6 +118,8 @@ def load_gpr_inputs(images: PathLike, *, embeddings: PathLike | None = None,
                     order: PathLike | None = None) -> GprInputs:
     """Read the images folder (and order file) and the embeddings or indices, rearranged
     into file order (rows follow the order file; so do the indices inside them)."""
+    from bench.formats.gpr1200 import load_embeddings, load_gpr_images, load_indices
+
     imgs = load_gpr_images(images, order)
     if embeddings is not None:
         emb = imgs.to_file_order(load_embeddings(embeddings, imgs.n))
@@ -118,12 +136,17 @@ def load_gpr_inputs(images: PathLike, *, embeddings: PathLike | None = None,
 
 def run_gpr1200(images: PathLike, *, embeddings: PathLike | None = None,
                 indices: PathLike | None = None, metric: str = "cosine",
-                order: PathLike | None = None) -> tuple[GprImages, GprResult]:
+                order: PathLike | None = None, protocol: ProtocolLike = "official"
+                ) -> tuple[GprImages, GprResult]:
+    """GPR1200 from files (docs/PROTOCOLS.md §3); *protocol* decides how embeddings are
+    scored (official: the released product in their own dtype; strict: exact float64)."""
+    from bench.metrics.gpr1200 import evaluate_gpr1200
+
     inp = load_gpr_inputs(images, embeddings=embeddings, indices=indices, metric=metric,
                           order=order)
     return inp.images, evaluate_gpr1200(inp.images.categories, embeddings=inp.embeddings,
                                         metric=metric, indices=inp.indices, path=embeddings,
-                                        input_rows=inp.images.rows)
+                                        input_rows=inp.images.rows, protocol=protocol)
 
 
 # ---------------------------------------------------------------- JSON views

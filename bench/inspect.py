@@ -211,8 +211,10 @@ WHY_DIFFERENT = {
                         "canvas of side S; strict counts them as 0 and uses the image",
     ("mIoU", ""): "official uses the square canvas of side S (and a query without pairs "
                   "makes the mean NaN); strict uses the image",
-    ("mAP@k", ""): "official uses the square canvas (and keeps PROxford/PRParis's ignored "
-                   "queries in the denominator); strict uses the image and drops them",
+    ("mAP@k", ""): "official: N at t = the positives localised above t, a query with none "
+                   "leaves mAP_t; strict: N = all the setup's positives, such a query scores "
+                   "0 (docs/PROTOCOLS.md §2.3); also the canvas (square vs image) and "
+                   "PROxford/PRParis's ignored queries (kept in the denominator vs dropped)",
 }
 
 

@@ -96,12 +96,16 @@ Canvas = Literal["square", "image"]
 UnpredictedEasy = Literal["skip", "zero"]
 EmptyQuery = Literal["nan_mean", "leave_out"]
 PkRule = Literal["official_kq", "textbook"]
+NAtThreshold = Literal["surviving", "all"]
+GprScores = Literal["released", "exact"]
 
 _CHOICES: dict[str, tuple] = {
     "canvas": ("square", "image"),
     "unpredicted_easy": ("skip", "zero"),
     "empty_query": ("nan_mean", "leave_out"),
     "pk_rule": ("official_kq", "textbook"),
+    "n_at_threshold": ("surviving", "all"),
+    "gpr_scores": ("released", "exact"),
 }
 _IOU_KINDS = ("bbox", "seg")
 
@@ -141,6 +145,17 @@ class Protocol:
         Revisited P@k (§1 step 4). ``"official_kq"``: ``kq = min(max adjusted rank, k)``
         and P@k = hits within kq / kq (revisitop ``compute_map``); ``"textbook"``: hits
         within k / k.
+    n_at_threshold : ``"surviving"`` | ``"all"``
+        mAP@k, the N of a query's AP at threshold t (§2.3). ``"surviving"``: N = the
+        positives whose IoU is above t, and a query with none leaves the mean of that t
+        (the released ``compute_map``'s ``nempty``); ``"all"``: N = all the setup's
+        positives at every t (as COCO counts detections), a positive at or below t is no
+        hit, so a query localising nothing above t has AP_t = 0 and stays in the mean.
+    gpr_scores : ``"released"`` | ``"exact"``
+        GPR1200 embeddings' scores (§3). ``"released"``: the released ``eval/utils.py``
+        product ``F @ F.T`` in the embeddings' own dtype (float32 in, float32 scores),
+        ties by index at exact equality of those scores; ``"exact"``: float64 scores of
+        rows scaled by powers of two, copies always tie.
     """
 
     canvas: Canvas = "square"
@@ -149,6 +164,8 @@ class Protocol:
     ignored_in_denominator: bool = True
     threshold_iou: tuple[str, ...] = ("bbox",)
     pk_rule: PkRule = "official_kq"
+    n_at_threshold: NAtThreshold = "surviving"
+    gpr_scores: GprScores = "released"
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
@@ -200,7 +217,7 @@ OFFICIAL = Protocol()
 #: The project's clean variant.
 STRICT = Protocol(canvas="image", unpredicted_easy="zero", empty_query="leave_out",
                   ignored_in_denominator=False, threshold_iou=("bbox", "seg"),
-                  pk_rule="textbook")
+                  pk_rule="textbook", n_at_threshold="all", gpr_scores="exact")
 
 PRESETS: dict[str, Protocol] = {"official": OFFICIAL, "strict": STRICT}
 

@@ -56,7 +56,7 @@ def ensure_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")  # no full-size copy
         bg = Image.new("RGB", rgba.size, (255, 255, 255))
         bg.paste(rgba, mask=rgba.getchannel("A"))
         return bg
@@ -133,7 +133,7 @@ def placeholder(name: str, *, size: int = 160, note: str = "image not available"
     fs = max(9, size // 13)
     draw.rectangle((0, 0, size - 1, size - 1), outline=(180, 182, 188), width=2)
     chars = max(6, int(size / (fs * 0.6)))
-    lines = textwrap.wrap(name, chars)[:4] + [""] + textwrap.wrap(note, chars)[:2]
+    lines = textwrap.wrap(name, chars)[:3] + [""] + textwrap.wrap(note, chars)[:4]
     y = max(4, (size - len(lines) * (fs + 3)) // 2)
     for ln in lines:
         w = draw.textlength(ln, font=_font(fs))
@@ -222,24 +222,44 @@ def error_counts(masks: PairMasks) -> dict[str, int]:
             "fn": int(np.count_nonzero(~p & g))}
 
 
+def _sample(n_out: int, start: int, n_mask: int, scale: float) -> tuple[int, int, np.ndarray]:
+    """Output pixels ``[a, b)`` whose centres fall inside a mask window of *n_mask* pixels
+    starting at image pixel *start*, and the window index each samples (nearest)."""
+    src = np.floor((np.arange(n_out) + 0.5) / scale).astype(np.int64) - start
+    inside = np.flatnonzero((src >= 0) & (src < n_mask))  # contiguous: src is monotone
+    if not inside.size:
+        return 0, 0, src[:0]
+    return int(inside[0]), int(inside[-1]) + 1, src[inside]
+
+
 def error_map(img: Image.Image, masks: PairMasks, *, opacity: float = 0.7,
-              dim: float = 0.45, colors: dict[str, RGB] | None = None) -> Image.Image:
+              dim: float = 0.45, colors: dict[str, RGB] | None = None,
+              scale: float = 1.0) -> Image.Image:
     """TP, FP and FN pixels painted over a dimmed copy of the database image.
 
     *masks* are the window-local boolean masks of :func:`bench.geometry.pair_masks`, placed
     at ``masks.origin`` = (x0, y0); pixels that fall outside the image (possible on the
     official square canvas) are not drawn. ``opacity=1`` paints the exact colours.
+    *scale* is the size of *img* over the image the masks were made for (an image decoded
+    at a reduced size, docs/PROTOCOLS.md §8 rule 9): each pixel then shows the mask pixel
+    under its centre (nearest sampling); ``scale=1`` paints the masks pixel for pixel.
     """
     colors = colors or ERROR_COLORS
     arr = np.asarray(ensure_rgb(img)).astype(np.float32) * (1.0 - float(np.clip(dim, 0, 1)))
     h, w = arr.shape[:2]
     x0, y0 = masks.origin
     mh, mw = masks.pred.shape
-    # the part of the mask window inside the image
-    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x0 + mw, w), min(y0 + mh, h)
+    if scale != 1.0:
+        ix0, ix1, sx = _sample(w, x0, mw, float(scale))
+        iy0, iy1, sy = _sample(h, y0, mh, float(scale))
+        if ix1 > ix0 and iy1 > iy0:
+            p, g = masks.pred[np.ix_(sy, sx)], masks.gt[np.ix_(sy, sx)]
+    else:  # the part of the mask window inside the image
+        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x0 + mw, w), min(y0 + mh, h)
+        if ix1 > ix0 and iy1 > iy0:
+            p = masks.pred[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+            g = masks.gt[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
     if ix1 > ix0 and iy1 > iy0:
-        p = masks.pred[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
-        g = masks.gt[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
         region = arr[iy0:iy1, ix0:ix1]
         a = float(np.clip(opacity, 0, 1))
         for key, sel in (("tp", p & g), ("fp", p & ~g), ("fn", ~p & g)):

@@ -1,9 +1,13 @@
-"""Images from disk for the app: name lookup, safe opening, and a thumbnail disk cache.
+"""Images from disk for the app: name lookup, bounded opening, and a thumbnail disk cache.
+
+Every decode goes through :mod:`bench.formats.images` (size from the header first, a
+pixel cap, reduced decoding: docs/PROTOCOLS.md §8 rule 9).
 
 Thumbnails are made once and kept under ``cache_root()/thumbs/`` as JPEG files named by a
 hash of the source's absolute path, size and modification time and the thumbnail size, so
 a changed image gets a new thumbnail and an old one is simply never read again. A
-missing or unreadable image never raises: callers get ``None`` (or a placeholder tile).
+missing, unreadable or too large image never raises: callers get ``None`` (or a
+placeholder tile saying why, with the size of a too large one).
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ import hashlib
 import os
 import stat
 import tempfile
-import warnings
 from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image
 
 from bench import render
+from bench.errors import BenchError
+from bench.formats import images
 from bench.formats.files import is_regular_file, join_under
 from bench.protocol import IMAGE_EXTS
 
@@ -76,60 +81,64 @@ def resolve_image(folder: str | os.PathLike | None, name: str) -> Path | None:
 
 def open_image(path: str | os.PathLike | None, *, max_side: int | None = None
                ) -> Image.Image | None:
-    """The image in RGB, or ``None`` when it is missing, unreadable or absurdly large.
+    """The image in RGB, or ``None`` when it is missing, unreadable or above the pixel
+    caps (:func:`bench.formats.images.decode`, docs/PROTOCOLS.md §8 rule 9).
 
-    With *max_side*, JPEG decoding uses PIL's draft mode (a cheap DCT-domain downscale)
-    and the result is scaled down to at most *max_side* pixels on its longer side.
-    Only a regular file is opened (a FIFO or device path gives ``None``, never a hang).
+    With *max_side*, decoding is reduced (JPEG draft, ``reduce`` otherwise) and the
+    result is at most *max_side* pixels on its longer side. Only a regular file is opened
+    (a FIFO or device path gives ``None``, never a hang). :func:`load_image` says why.
     """
-    if path is None or not is_regular_file(path):
+    if path is None:
         return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                if max_side is not None and im.format == "JPEG":
-                    im.draft("RGB", (max_side, max_side))
-                im.load()
-                img = render.ensure_rgb(im)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, MemoryError):
+        return images.decode(path, target=max_side)
+    except BenchError:
         return None
-    if max_side is not None:
-        img = render.fit(img, max_side)
-    return img
+
+
+def load_image(path: str | os.PathLike | None, *, max_side: int | None = None
+               ) -> Image.Image:
+    """As :func:`open_image`, but a refusal raises the decoder's :class:`BenchError`
+    (naming the file, and its size when it is above a cap)."""
+    if path is None:
+        raise BenchError("image not found", "<no file>", "no images folder")
+    return images.decode(path, target=max_side)
+
+
+def load_scaled(path: str | os.PathLike | None, *, max_side: int
+                ) -> tuple[Image.Image, tuple[int, int]]:
+    """``(image at most *max_side* on its longer side, (width, height) of the original)``,
+    decoded at a reduced size (no disk cache: for views larger than a thumbnail).
+    Raises the decoder's :class:`BenchError` (missing, unreadable, above the caps)."""
+    if path is None:
+        raise BenchError("image not found", "<no file>", "no images folder")
+    size = images.probe(path)
+    return images.decode(path, target=max_side), size
 
 
 def image_size(path: str | os.PathLike | None) -> tuple[int, int] | None:
-    """``(width, height)`` from the file header (no decoding), ``None`` if unreadable
-    or not a regular file."""
-    if path is None or not is_regular_file(path):
+    """``(width, height)`` from the file header (no decoding), ``None`` if unreadable,
+    not a regular file, or above the pixel caps (then it is never decoded either)."""
+    if path is None:
         return None
     try:
-        with Image.open(path) as im:
-            return im.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return images.probe(path)
+    except BenchError:
         return None
 
 
-def thumbnail_file(path: str | os.PathLike | None, *, px: int = THUMB_PX,
-                   cache: Path | None = None) -> Path | None:
-    """The cached thumbnail (longer side <= *px*) of an image file, made on first use.
-
-    Returns ``None`` when the source is missing or unreadable (nothing is cached then).
-    The file is written to a temporary name and renamed, so a reader never sees half a
-    thumbnail, even with several sessions making the same one.
-    """
-    key = file_key(path)
-    if key is None:
-        return None
+def _thumb_path(key: FileKey, px: int, cache: Path | None) -> Path:
     digest = hashlib.sha1(f"{key[0]}|{key[1]}|{key[2]}|{px}|{_VERSION}".encode()).hexdigest()
-    root = cache or cache_root()
-    out = root / "thumbs" / digest[:2] / f"{digest}.jpg"
+    return (cache or cache_root()) / "thumbs" / digest[:2] / f"{digest}.jpg"
+
+
+def _make_thumbnail_file(path: str | os.PathLike, key: FileKey, px: int,
+                         cache: Path | None) -> tuple[Path | None, Image.Image | None]:
+    """(cached file, the image if it had to be decoded now); BenchError on refusal."""
+    out = _thumb_path(key, px, cache)
     if out.is_file():
-        return out
-    img = open_image(path, max_side=px)
-    if img is None:
-        return None
+        return out, None
+    img = images.decode(path, target=px)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
@@ -137,25 +146,73 @@ def thumbnail_file(path: str | os.PathLike | None, *, px: int = THUMB_PX,
             img.save(fh, format="JPEG", quality=88)
         os.replace(tmp, out)
     except OSError:  # read-only cache: still show the image
+        return None, img
+    return out, img
+
+
+def thumbnail_file(path: str | os.PathLike | None, *, px: int = THUMB_PX,
+                   cache: Path | None = None) -> Path | None:
+    """The cached thumbnail (longer side <= *px*) of an image file, made on first use.
+
+    Returns ``None`` when the source is missing, unreadable or above the pixel caps
+    (nothing is cached then). The file is written to a temporary name and renamed, so a
+    reader never sees half a thumbnail, even with several sessions making the same one.
+    """
+    key = file_key(path)
+    if key is None:
         return None
-    return out
+    try:
+        return _make_thumbnail_file(path, key, px, cache)[0]
+    except BenchError:
+        return None
+
+
+def load_thumbnail(path: str | os.PathLike | None, *, px: int = THUMB_PX
+                   ) -> tuple[Image.Image, tuple[int, int]]:
+    """``(thumbnail, (width, height) of the original)``: the cached thumbnail (made on
+    first use, decoded at a reduced size) and the header's size, for drawing shapes given
+    in image pixels. Raises :class:`BenchError` (missing, unreadable, above the caps:
+    docs/PROTOCOLS.md §8 rule 9); the size is checked from the header on every call, so
+    raising a cap takes effect at once."""
+    key = file_key(path)
+    if key is None:
+        raise BenchError("image not found", path if path is not None else "<no file>",
+                         "no such regular file")
+    size = images.probe(path)
+    tf, img = _make_thumbnail_file(path, key, px, None)
+    if img is None:
+        try:
+            img = images.decode(tf)
+        except BenchError:  # a damaged cache file: decode the source again
+            img = images.decode(path, target=px)
+    return img, size
+
+
+def problem_note(exc: BenchError) -> str:
+    """The short reason a placeholder tile shows for a refused image (with its size when
+    it is above a cap): ``"too large: 13,000 x 13,000 px (cap 40.0 MP)"``."""
+    if isinstance(exc, images.ImageTooLarge):
+        w, h = exc.size
+        px_cap, side_cap = images.limits()
+        cap = (f"cap {px_cap / 1e6:,.1f} MP" if w * h > px_cap
+               else f"side cap {side_cap:,} px")
+        return f"too large: {w:,} x {h:,} px ({cap})"
+    return exc.what
 
 
 def thumbnail(path: str | os.PathLike | None, name: str, *, px: int = THUMB_PX) -> Image.Image:
-    """The thumbnail image of *path*, or a placeholder tile naming *name*."""
-    tf = thumbnail_file(path, px=px)
-    img = open_image(tf) if tf is not None else None
-    if img is None:
-        img = open_image(path, max_side=px) if path is not None else None
-    if img is None:
-        note = "image not found" if file_key(path) is None else "unreadable image"
-        return render.placeholder(name, size=px, note=note)
-    return img
+    """The thumbnail image of *path*, or a placeholder tile naming *name* and why (image
+    not found, unreadable, or too large with its size: :func:`problem_note`)."""
+    try:
+        return load_thumbnail(path, px=px)[0]
+    except BenchError as exc:
+        return render.placeholder(name, size=px, note=problem_note(exc))
 
 
 @lru_cache(maxsize=4096)
 def _tile(key: FileKey | None, path: str | None, name: str, color: render.RGB,
-          badge: str | None, size: int, caption: tuple[str, ...]) -> bytes:
+          badge: str | None, size: int, caption: tuple[str, ...],
+          caps: tuple[int, int]) -> bytes:
     img = thumbnail(path, name) if key is not None else render.placeholder(
         name, size=size, note="image not found")
     tile = render.framed(img, color, size=size, badge=badge, caption=caption)
@@ -167,13 +224,19 @@ def tile_jpeg(path: str | os.PathLike | None, name: str, color: render.RGB, *,
               caption: tuple[str, ...] | list[str] = ()) -> bytes:
     """JPEG bytes of a framed square tile (see :func:`bench.render.framed`) for a grid.
 
-    Kept in memory by (file identity, colour, badge, size, caption) on top of the disk
-    cache, so re-showing a grid costs one ``stat`` per image.
+    Kept in memory by (file identity, colour, badge, size, caption, pixel caps) on top of
+    the disk cache, so re-showing a grid costs one ``stat`` per image. An image that is
+    missing, unreadable or above the pixel caps gives a placeholder tile saying so.
     """
     key = file_key(path)
+    try:
+        caps = images.limits()
+    except BenchError:  # a bad $BENCH_MAX_PIXELS: the tile's placeholder says so
+        caps = (0, 0)
     return _tile(key, str(path) if key is not None else None, name, tuple(color), badge, size,
-                 tuple(caption))
+                 tuple(caption), caps)
 
 
-__all__ = ["THUMB_PX", "TILE_PX", "cache_root", "file_key", "image_size", "open_image", "resolve_image",
-           "thumbnail", "thumbnail_file", "tile_jpeg"]
+__all__ = ["THUMB_PX", "TILE_PX", "cache_root", "file_key", "image_size", "load_image",
+           "load_scaled", "load_thumbnail", "open_image", "problem_note", "resolve_image", "thumbnail",
+           "thumbnail_file", "tile_jpeg"]

@@ -24,9 +24,11 @@ are moved into the top k (the last positions of the junk-free top k not held by 
 found positive, in their original order; their IoU is kept). Combined fixes:
 ``no_region+wrong_place+mislocalised`` (those three types together), ``localisation``
 (every positive of the setup at IoU 1 on the same ranking: a perfect localiser) and
-``all`` (missed pairs moved and every positive at IoU 1). A fix may *lower* mAP@k: a
-positive whose IoU fails a threshold leaves N there (§2), so making it a positive at a
-low rank adds a low precision term.
+``all`` (missed pairs moved and every positive at IoU 1). Under the official protocol a
+fix may *lower* mAP@k: a positive whose IoU fails a threshold leaves N there (§2.3,
+``n_at_threshold="surviving"``), so making it a positive at a low rank adds a low
+precision term. Under strict N is all the setup's positives, so a fix only adds hits
+and never lowers mAP@k.
 
 :func:`triage` is pure (arrays and dicts in, a :class:`TriageResult` out) so a page that
 already holds the ground truth, the rank scan and the pair IoUs calls it without reading
@@ -214,15 +216,18 @@ def _moved_positions(f: _Query, k: int) -> np.ndarray:
 _T = np.asarray(THRESHOLDS, dtype=np.float64)[:, None]
 
 
-def _ap_per_threshold(pos: np.ndarray, val: np.ndarray) -> np.ndarray:
-    """AP of one query at every mAP@k threshold (NaN where no positive survives).
+def _ap_per_threshold(pos: np.ndarray, val: np.ndarray, all_positives: bool = False
+                      ) -> np.ndarray:
+    """AP of one query at every mAP@k threshold (NaN where the query leaves the mean).
 
     *pos*: junk-free positions of the setup's positives (-1 = not ranked); *val*: their
-    IoUs (0 without a prediction). A positive survives t when its IoU > t (§2); AP is the
-    trapezoid of §1 step 3 over the survivors, N = all survivors (ranked or not).
+    IoUs (0 without a prediction). A positive is a hit at t when its IoU > t (§2.3); AP is
+    the trapezoid of §1 step 3 over the hits, N = all hits (ranked or not), NaN without
+    any (``Protocol.n_at_threshold="surviving"``), or with *all_positives* N = all the
+    setup's positives (``"all"``: AP_t = 0 without a hit; NaN only without positives).
     """
     surv = val[None, :] > _T
-    n = surv.sum(axis=1)
+    n = np.full(len(THRESHOLDS), pos.size) if all_positives else surv.sum(axis=1)
     ranked = pos >= 0
     order = np.argsort(pos[ranked], kind="stable")
     r = pos[ranked][order].astype(np.float64)
@@ -235,7 +240,7 @@ def _ap_per_threshold(pos: np.ndarray, val: np.ndarray) -> np.ndarray:
 
 
 def _map_at_k(pos: list[np.ndarray], val: list[np.ndarray], ignored: frozenset,
-              ignored_in_denominator: bool) -> float:
+              ignored_in_denominator: bool, all_positives: bool = False) -> float:
     """mAP@k of §2 from per-query positions and IoUs of the setup's positives: the same
     number as :func:`bench.metrics.pixel.map_at_k` (tests/test_triage.py checks it), in
     one vectorised pass over the thresholds per query (nine are needed per triage)."""
@@ -245,7 +250,7 @@ def _map_at_k(pos: list[np.ndarray], val: list[np.ndarray], ignored: frozenset,
     for q in range(nq):
         if q in ignored:
             continue
-        ap = _ap_per_threshold(pos[q], val[q])
+        ap = _ap_per_threshold(pos[q], val[q], all_positives)
         e = np.isnan(ap)
         empty += e
         total += np.where(e, 0.0, ap)
@@ -379,11 +384,12 @@ def triage(gnd: Gnd, ranks: np.ndarray | None, pairs: dict[Pair, tuple[float, fl
 
     # ---- mAP@k and the oracle fixes
     in_denom = Protocol.of(protocol).ignored_in_denominator
+    all_pos = Protocol.of(protocol).n_at_threshold == "all"
     adj = [f.adj for f in facts]
     moved = [_moved_positions(f, k) for f in facts]
 
     def mapk(positions: list[np.ndarray], values: list[np.ndarray]) -> float:
-        return _map_at_k(positions, values, ignored, in_denom)
+        return _map_at_k(positions, values, ignored, in_denom, all_pos)
 
     def iou_one(types: tuple[str, ...] | None) -> list[np.ndarray]:
         if types is None:

@@ -14,7 +14,7 @@ from bench import compare as bc
 from bench import compare_report as br
 from bench import render
 from bench.app import context, deferred, loaders, routing, state, upload, widgets
-from bench.app.format import pct
+from bench.app.format import md, md_message, pct, svg_text
 from bench.errors import BenchError
 
 routing.ensure_routed()
@@ -82,20 +82,20 @@ def sentence(s: bc.PairStats, key: str, *, holm: int = 0, tol: float = bc.DEFAUL
     if s.n == 0:
         return f"No {things[:-1] if things == 'pairs' else 'query'} has a value for both methods."
     if s.wins == 0 and s.losses == 0:
-        return (f"**{s.a}** and **{s.b}** tie on all {s.n} {things} (|Δ| < {tol:g}): "
+        return (f"**{md(s.a)}** and **{md(s.b)}** tie on all {s.n} {things} (|Δ| < {tol:g}): "
                 "no difference to test.")
     p = s.p_holm.get("t") if holm > 1 else s.p.get("t")
     test = f"paired t, Holm-corrected over {holm} pairs" if holm > 1 else "paired t"
     verdict = ("significant at the 5% level" if p is not None and p < 0.05
                else "not significant at the 5% level")
     if s.mean_delta == 0:
-        return (f"Neither is better on average: **{s.a}** wins {s.wins}, **{s.b}** wins "
+        return (f"Neither is better on average: **{md(s.a)}** wins {s.wins}, **{md(s.b)}** wins "
                 f"{s.losses} of {s.n} {things}, mean ±0.0 {unit_of(key)}, p = {fmt_p(p)} "
                 f"({test}).")
     w, lo, wins, d = ((s.a, s.b, s.wins, s.mean_delta) if s.mean_delta > 0
                       else (s.b, s.a, s.losses, -s.mean_delta))
     ties = f" ({s.ties} tie{'s' if s.ties != 1 else ''})" if s.ties else ""
-    return (f"**{w}** beats **{lo}** on {wins} of {s.n} {things}{ties}, mean "
+    return (f"**{md(w)}** beats **{md(lo)}** on {wins} of {s.n} {things}{ties}, mean "
             f"{100 * d:+.1f} {unit_of(key)}, p = {fmt_p(p)} ({test}; {verdict}).")
 
 
@@ -106,8 +106,8 @@ context.synthetic_note()
 
 methods = list(ds.methods)
 if len(methods) < 2:
-    st.info(f"Comparing needs two or more methods with results for {ds.name}; "
-            f"{'only ' + methods[0] + ' has them' if methods else 'none has'}. Add one "
+    st.info(f"Comparing needs two or more methods with results for {md(ds.name)}; "
+            f"{'only ' + md(methods[0]) + ' has them' if methods else 'none has'}. Add one "
             "from its result files below.", icon=":material/info:")
     upload.panel(c, ds, expanded=True)
     st.stop()
@@ -152,7 +152,7 @@ try:
         comp = loaders.comparison(ds, tuple(ds.methods[n] for n in sorted(chosen)),
                                   c.protocol)
 except BenchError as e:  # one method's file: say which, and offer to replace it
-    st.error(str(e), icon=":material/error:")
+    st.error(md_message(e), icon=":material/error:")
     st.caption(context.FIX_FILES + " Or leave that method out above, or upload it again.")
     upload.panel(c, ds)
     st.stop()
@@ -165,7 +165,7 @@ def _has(key: str, name: str) -> bool:
 
 metrics = [k for k in comp.metrics if _has(k, A) and _has(k, B)]
 if not metrics:
-    st.warning(f"{A} and {B} have no metric in common (one has ranks only, the other a "
+    st.warning(f"{md(A)} and {md(B)} have no metric in common (one has ranks only, the other a "
                "pixel result only).")
     upload.panel(c, ds)
     st.stop()
@@ -186,7 +186,7 @@ n_pairs_of_methods = len(chosen) * (len(chosen) - 1) // 2
 holm = n_pairs_of_methods if n_pairs_of_methods > 1 else 0
 
 # ---------------------------------------------------------------- statistics
-st.subheader(f"{A} vs {B} · {metric_label(metric)}",
+st.subheader(f"{md(A)} vs {md(B)} · {metric_label(metric)}",
              help="Paired over the entries where both methods have a value; Δ = A − B in "
                   "percentage points; |Δ| below the tolerance is a tie (docs/PROTOCOLS.md §6).")
 st.markdown(sentence(s, metric, holm=holm, tol=comp.settings.get("tol", bc.DEFAULT_TOL)))
@@ -258,7 +258,7 @@ def scatter() -> None:
     fig = go.Figure()
     fig.add_shape(type="line", x0=0, y0=0, x1=100, y1=100,
                   line=dict(color="#888", dash="dash", width=1))
-    groups = ((A, f"{A} better", col_a), (B, f"{B} better", col_b),
+    groups = ((A, f"{svg_text(A)} better", col_a), (B, f"{svg_text(B)} better", col_b),
               ("tie", "tie", render.hex_color(TIE_COLOR)))
     for who, name, color in groups:
         sel = [r for r in rows if r["winner"] == who]
@@ -266,16 +266,18 @@ def scatter() -> None:
             x=[100 * r[A] for r in sel], y=[100 * r[B] for r in sel], mode="markers",
             name=f"{name} ({len(sel)})",
             customdata=[[r["query"], r.get("db", -1)] for r in sel],
-            hovertext=[pair_name(r) for r in sel],
+            hovertext=[svg_text(pair_name(r)) for r in sel],
             text=[fmt_pp(r["delta"], 1) for r in sel],
-            hovertemplate=(f"%{{hovertext}}<br>{A} %{{x:.1f}}% · {B} %{{y:.1f}}%"
+            hovertemplate=(f"%{{hovertext}}<br>{svg_text(A)} %{{x:.1f}}% · "
+                           f"{svg_text(B)} %{{y:.1f}}%"
                            "<br>Δ %{text}<extra>click to open</extra>"),
             marker=dict(color=color, size=11, opacity=0.85,
                         line=dict(color="white", width=1))))
     fig.update_layout(
         title=f"{metric_label(metric)} · click a point to open its "
               f"{'pair' if per_pair else 'query'}",
-        xaxis_title=f"A: {A} (%)", yaxis_title=f"B: {B} (%)", clickmode="event+select",
+        xaxis_title=f"A: {svg_text(A)} (%)", yaxis_title=f"B: {svg_text(B)} (%)",
+        clickmode="event+select",
         **CHART)
     fig.update_xaxes(range=[-3, 103], constrain="domain")
     fig.update_yaxes(range=[-3, 103], scaleanchor="x", scaleratio=1, constrain="domain")
@@ -399,7 +401,7 @@ if latex is not None:
         st.code(latex, language="latex")
 st.caption(f"{comp.n_queries} queries, {len(comp.pair_keys)} pairs with a prediction of at "
            f"least one method, {c.protocol} protocol. Reported numbers: "
-           + " · ".join(f"{n} {pct(comp.reported.get(metric, {}).get(n))}" for n in chosen
+           + " · ".join(f"{md(n)} {pct(comp.reported.get(metric, {}).get(n))}" for n in chosen
                         if n in comp.reported.get(metric, {}))
            + f" ({metric_label(metric)}).")
 

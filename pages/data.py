@@ -8,6 +8,7 @@ import streamlit as st
 
 from bench import thumbs
 from bench.app import context, roots, routing
+from bench.app.format import md_message
 from bench.app.state import SOURCES
 from bench.demo import default_demo_dir
 
@@ -23,8 +24,10 @@ if c.synthetic:
                "and pasted into other scenes through known homographies, in the released "
                "benchmarks' file formats, with two baseline methods (local-sp, global-hist). "
                "Its numbers say nothing about real methods on real benchmarks.")
-if c.error and c.datasets is None and c.source != "gpr":
-    st.error(c.error, icon=":material/error:")
+if c.hint and c.datasets is None and not c.refused:
+    st.info(c.hint, icon=":material/folder_open:")
+elif c.error and c.datasets is None and c.source != "gpr":
+    st.error(md_message(c.error), icon=":material/error:")
 if c.datasets:
     rows = []
     for d in c.datasets:
@@ -39,7 +42,7 @@ if c.datasets:
     st.dataframe(rows, hide_index=True, width="stretch")
     notes = getattr(c.datasets, "notes", [])  # what discovery wants the user to know
     if notes:
-        st.markdown("\n".join(f"- {n}" for n in notes))
+        st.markdown("\n".join(f"- {md_message(n)}" for n in notes))
     odd = getattr(c.datasets, "unrecognised", [])
     if odd:
         st.markdown(f"**{len(odd)} file(s) under results/ not recognised** (the name each "
@@ -52,9 +55,9 @@ if c.gpr is not None:
                    else f"indices `{c.gpr.indices}`")
                 + (f" · order `{c.gpr.order}`" if c.gpr.order else ""))
 elif c.gpr_error and not c.refused:
-    st.info(c.gpr_error)
+    st.info(md_message(c.gpr_error))
 for msg in c.refused:
-    st.error(msg, icon=":material/block:")
+    st.error(md_message(msg), icon=":material/block:")
 
 st.subheader("Folders this app may read")
 allowed = roots.allowed_roots()
@@ -106,6 +109,8 @@ st.markdown("""
 | mIoU, easy pair without prediction | skipped | 0 |
 | mAP@k, ignored queries (PROxford 56, 63; PRParis 57, 59) | counted as AP 0 | left out |
 | mAP@k IoU | bbox | bbox and seg |
+| mAP@k, N at threshold t | the positives localised above t; a query with none leaves mAP_t | all the setup's positives; such a query scores AP_t = 0 |
+| GPR1200 scores | the product of the embeddings in their own dtype (float32 stays float32), exact ties by index | float64, rows scaled by powers of two: copies tie, any magnitude |
 """)
 
 st.subheader("Files the app writes")

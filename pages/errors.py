@@ -12,7 +12,7 @@ import streamlit as st
 
 from bench import render
 from bench.app import context, deferred, loaders, routing, state, views, widgets
-from bench.app.format import pct
+from bench.app.format import md, pct
 from bench.protocol import PIXEL_SETUPS, Protocol
 from bench.triage import FAILURES, LOCALISATION_TYPES
 
@@ -48,7 +48,7 @@ if m is None or m.ranks is None:
             "ranked below k.", icon=":material/info:")
     st.stop()
 if not loaders.has_pixel(ds, m):
-    st.info(f"**{m.name}** has no pixel-level results for {ds.name} (the pair labels "
+    st.info(f"**{md(m.name)}** has no pixel-level results for {md(ds.name)} (the pair labels "
             f"{ds.short}_pair2labelpath.npy and the method's matching_result/"
             f"pr{ds.short}.npy): the failure types need its predicted regions. The "
             "Overview and Query pages still show its image-level numbers.",
@@ -101,7 +101,7 @@ with st.spinner("Sorting every pair into its failure type…"), context.guard(co
     inputs = loaders.pixel_inputs(ds, m)
 
 n_pos = sum(res.counts.values())
-st.caption(f"**{ds.name}** · **{m.name}** · {c.protocol} protocol · {setup} setup · "
+st.caption(f"**{md(ds.name)}** · **{md(m.name)}** · {c.protocol} protocol · {setup} setup · "
            f"{n_pos} positive pairs · ok = {kind} IoU > {t:.2f} in the top {k} · "
            "definitions: docs/PROTOCOLS.md §5.")
 if res.warnings:
@@ -289,13 +289,15 @@ def _page(delta: int) -> None:
     state.put("epage", min(max(state.get("epage") + delta, 0), n_pages - 1))
 
 
-nav = st.columns([1, 1, 6], vertical_alignment="center")
-nav[0].button("Prev", icon=":material/chevron_left:", on_click=_page, args=(-1,),
-              disabled=pg == 0, key="gal_prev", width="stretch")
-nav[1].button("Next", icon=":material/chevron_right:", on_click=_page, args=(1,),
-              disabled=pg >= n_pages - 1, key="gal_next", width="stretch")
-nav[2].caption(f"Page {pg + 1} of {n_pages} · pairs {pg * PER_PAGE + 1 if len(table) else 0}"
-               f"–{min((pg + 1) * PER_PAGE, len(table))} of {len(table)}")
+nav = st.container(horizontal=True, vertical_alignment="center", gap="small")
+widgets.step_buttons(lambda: _page(-1), lambda: _page(1), key="gal", where=nav,
+                     what="gallery page", prev_disabled=pg == 0,
+                     next_disabled=pg >= n_pages - 1)
+nav.caption(f"Page {pg + 1} of {n_pages} · pairs {pg * PER_PAGE + 1 if len(table) else 0}"
+            f"–{min((pg + 1) * PER_PAGE, len(table))} of {len(table)}")
+widgets.keys_hint("← → or k j: previous / next page · Tab to a tile, Enter opens its pair · "
+                  "Esc: Overview", where=nav)
+widgets.back_key("Back to the Overview", routing.OVERVIEW, key="err_back")
 if not len(table):
     st.info("No pair matches the filters.")
 page_rows = table.iloc[pg * PER_PAGE:(pg + 1) * PER_PAGE]
@@ -314,9 +316,14 @@ for start in range(0, len(recs), N_COLS):
                                  inputs.preds.get(key), inputs.sizes.get(key), "both")
         v = r[f"{kind} IoU"]
         iou = "no IoU" if pd.isna(v) else f"{kind} IoU {pct(v, 1)}"
-        col.image(tile, width="stretch")
-        widgets.nav_button("Open", routing.PAIR, key=f"gal_{q}_{i}", where=col, q=q, i=i)
-        col.caption(f"**{fail}** · {r['label']} · {iou}  \n{name} ← {g.qimlist[q]} (q {q})")
+        with col.container(key=f"etile_{q}_{i}"):  # the whole tile opens the pair
+            st.image(tile, width="stretch")
+            st.caption(f"**{fail}** · {r['label']} · {iou}  \n{md(name)} ← "
+                       f"{md(g.qimlist[q])} (q {q})")
+            st.button(f"Open pair q {q}, image {i}", key=f"gal_{q}_{i}",
+                      on_click=routing.request, args=(routing.PAIR,),
+                      kwargs={"q": q, "i": i}, width="stretch")
+
 
 # ---------------------------------------------------------------- hard negatives
 st.subheader("Top-ranked negatives", help="Negatives (not easy, hard or junk for the "

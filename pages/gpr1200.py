@@ -9,7 +9,7 @@ import streamlit as st
 from bench import inspect as bi
 from bench import render, thumbs
 from bench.app import context, deferred, loaders, routing, state, views, widgets
-from bench.app.format import pct
+from bench.app.format import md, pct
 from bench.metrics.gpr1200 import SUBSETS
 
 routing.ensure_routed()
@@ -36,27 +36,26 @@ fig.update_layout(title=f"mAP per subset · dotted: mAP {pct(res.mAP)}", yaxis_t
 
 
 
-def _open_category(rows: list[bi.CategoryRow]) -> None:
-    """Worst-categories selection: show the neighbours of that category's first image."""
-    sel = st.session_state["worst_cats"].selection.rows
-    if sel and sel[0] < len(rows):
-        state.put("gq", int(np.flatnonzero(cats == rows[sel[0]].category)[0]))
-
-
-left, right = st.columns([3, 2])
+left, right = st.columns([2, 3])
 with left:
     if deferred.charts_now():
         st.plotly_chart(fig, width="stretch", key="subset_bars")
     else:
         st.caption(":material/hourglass_top: Loading chart…")
 with right:
-    st.markdown("**Worst categories**", help="Select a row to see the neighbours of the "
-                "category's first image below.")
-    worst = bi.worst_categories(imgs, res, 10)
-    st.dataframe([{"category": bi.category_label(imgs, r.category), "subset": r.subset,
-                   "mean AP": pct(r.mean_ap), "min AP": pct(r.min_ap)} for r in worst],
-                 key="worst_cats", on_select=lambda: _open_category(worst),
-                 selection_mode="single-row", hide_index=True, width="stretch")
+    crow = bi.category_rows(imgs, res)
+    st.caption(f"**Mean AP per category** · all {len(crow)} · worst first · click a bar to "
+               "see the category's first image below")
+    if deferred.charts_now():
+        views.ranked_bars(
+            np.array([r.mean_ap for r in crow]), [bi.category_label(imgs, r.category)
+                                                  for r in crow],
+            [r.category for r in crow], chart_key="cat_bars", what="mean AP", box_height=300,
+            on_pick=lambda cat: state.put("gq", int(np.flatnonzero(cats == int(cat))[0])),
+            hover=[f"{bi.category_label(imgs, r.category)} · {r.subset} · min AP "
+                   f"{pct(r.min_ap)} · {r.n_images} images" for r in crow])
+    else:
+        st.caption(":material/hourglass_top: Loading chart…")
 
 # ---------------------------------------------------------------- one query
 st.subheader("Query")
@@ -87,14 +86,14 @@ left, right = st.columns([1, 3])
 with left:
     path = imgs.folder / imgs.names[gq]
     st.image(thumbs.tile_jpeg(path, imgs.names[gq], render.QUERY_COLOR, size=240),
-             caption=imgs.names[gq], width="stretch")
+             caption=md(imgs.names[gq]), width="stretch")
 with right:
     m1, m2, m3 = st.columns(3)
     m1.metric("AP of this image", pct(res.ap[gq]))
     cat_row = next(r for r in bi.category_rows(imgs, res) if r.category == int(cats[gq]))
     m2.metric("Category mean AP", pct(cat_row.mean_ap))
     m3.metric(f"Same category in top {k}", f"{int(same_flags.sum())} of {len(same)}")
-    st.caption(f"Category {bi.category_label(imgs, int(cats[gq]))} · subset "
+    st.caption(f"Category {md(bi.category_label(imgs, int(cats[gq])))} · subset "
                f"{SUBSETS[int(res.subset_of[gq])]}. The image itself is a positive and "
                "normally comes first.")
     widgets.legend([("same category", render.SAME_COLOR), ("other category", render.OTHER_COLOR)])
@@ -106,9 +105,9 @@ for r, j in enumerate(idx.tolist(), start=1):
     ok = bool(same_flags[r - 1])
     line2 = f"{score_name} {scores[r - 1]:.3f}" if scores is not None else ""
     if not ok:
-        line2 = (line2 + " · " if line2 else "") + bi.category_label(imgs, int(cats[j]))
+        line2 = (line2 + " · " if line2 else "") + md(bi.category_label(imgs, int(cats[j])))
     tile = thumbs.tile_jpeg(imgs.folder / imgs.names[j], imgs.names[j],
                             render.SAME_COLOR if ok else render.OTHER_COLOR, badge=f"#{r}")
     col = cols[(r - 1) % N_COLS]
     col.image(tile, width="stretch")
-    col.caption(f"**{imgs.names[j]}**" + (f"  \n{line2}" if line2 else ""))
+    col.caption(f"**{md(imgs.names[j])}**" + (f"  \n{line2}" if line2 else ""))

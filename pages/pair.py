@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-from PIL import Image
 
 from bench import inspect as bi
 from bench import render, thumbs
 from bench.app import context, loaders, routing, state, widgets
-from bench.app.format import pct, query_label
+from bench.app.format import md, md_message, pct, query_label
 from bench.app.state import PAIR_MODES
 from bench.errors import BenchError
 from bench.protocol import PROTOCOLS, Protocol
@@ -112,16 +111,19 @@ def _go_to(db: int) -> None:
 
 
 # ---------------------------------------------------------------- choose the pair
-top = st.columns([4, 5, 1.3, 1.3], vertical_alignment="bottom")
+top = st.columns([4, 5, 3.2], vertical_alignment="bottom")
 with top[0]:
     widgets.select("Query", list(range(g.n_queries)), "q", wkey="w_q_pair",
                    format_func=lambda j: query_label(g, j))
 with top[1]:
     widgets.select("Database image", options, "i", format_func=pair_label)
-top[2].button("Prev", icon=":material/chevron_left:", on_click=_go_to, args=(prev_i,),
-              disabled=prev_i is None, key="prev_pair", width="stretch", help=step_help)
-top[3].button("Next", icon=":material/chevron_right:", on_click=_go_to, args=(next_i,),
-              disabled=next_i is None, key="next_pair", width="stretch", help=step_help)
+with top[2]:
+    steps = st.container(horizontal=True, gap="small", vertical_alignment="bottom")
+    widgets.step_buttons(lambda: _go_to(prev_i), lambda: _go_to(next_i), key="pair",
+                         where=steps, what="pair (" + step_help.lower() + ")",
+                         prev_disabled=prev_i is None, next_disabled=next_i is None)
+    widgets.back_key("Query", routing.QUERY, key="pair_back", where=steps, visible=True)
+widgets.keys_hint("← → or k j: " + step_help.lower() + " · Esc: back to the query's grid")
 
 ctl = st.columns([3, 2, 2], vertical_alignment="bottom")
 with ctl[0]:
@@ -142,23 +144,24 @@ gt = inputs.gt.get(key) if inputs else None
 pred = inputs.preds.get(key) if inputs else None
 size = inputs.sizes.get(key) if inputs else None
 name, path = loaders.db_image(ds, g, i)
-img = thumbs.open_image(path)
-missing_image = img is None
-if img is None:  # draw on a blank canvas of the image's size (or the shapes' extent)
+problem = None  # why the image is not shown (missing, unreadable, above the pixel caps)
+try:  # decoded at most MAX_SIDE on its longer side, within the caps (PROTOCOLS §8 rule 9)
+    base, full = thumbs.load_scaled(path, max_side=MAX_SIDE)
+    scale = base.width / max(full[0], 1)
+except BenchError as exc:  # a blank canvas of the image's size (or the shapes' extent)
+    problem = "image not available" if path is None else str(exc)
     pts = [p for p in (gt or [])] + ([pred] if pred is not None else [])
     if size is None and pts:
         allp = np.concatenate(pts)
         size = (int(allp[:, 0].max()) + 10, int(allp[:, 1].max()) + 10)
-    w, h = size or (480, 360)
-    img = Image.new("RGB", (max(w, 1), max(h, 1)), (236, 238, 242))
-scale = min(1.0, MAX_SIDE / max(img.size))
+    base, scale = render.blank_canvas(size, max_side=MAX_SIDE)
+missing_image = problem is not None
 
 
 def scaled(arr: np.ndarray) -> np.ndarray:
     return np.asarray(arr, dtype=np.float64) * scale
 
 
-base = render.fit(img, MAX_SIDE) if scale < 1 else img
 pred_b = inputs_b.preds.get(key) if inputs_b is not None else None
 if pix_b is not None:  # two methods: A solid, B dashed
     view = render.overlay_two(base, [scaled(s) for s in gt or []],
@@ -180,9 +183,7 @@ if mode == "errors":
     if gt and pred is not None:
         masks = bi.pair_error_masks(pred, gt, protocol=c.protocol, image_size=size)
         counts = render.error_counts(masks)
-        view = render.error_map(img, masks, opacity=max(opacity, 0.05))
-        if scale < 1:
-            view = render.fit(view, MAX_SIDE)
+        view = render.error_map(base, masks, opacity=max(opacity, 0.05), scale=scale)
         if pix_b is not None:
             note = f"The error map shows A ({m.name}) only; the overlay shows both methods."
         legend = [(f"true positive · {counts['tp']:,} px", render.ERROR_COLORS["tp"]),
@@ -222,10 +223,10 @@ with show:
     st.image(render.jpeg_bytes(view, quality=92), width="stretch")
     cap = f"{name} · {label_of(i)} · {where}"
     if missing_image:
-        cap += " · image not available: shapes drawn on a blank canvas"
-    st.caption(cap)
+        cap += f" · {problem}: shapes drawn on a blank canvas"
+    st.caption(md(cap))
 with panel:
-    st.markdown(f"**{name}** for query **{g.qimlist[q]}**")
+    st.markdown(f"**{md(name)}** for query **{md(g.qimlist[q])}**")
     facts = [f"label **{label_of(i)}**", f"rank **{rank}**" if rank else where]
     if gt:
         facts.append(f"{len(gt)} ground-truth shape{'s' if len(gt) > 1 else ''}")
@@ -233,7 +234,7 @@ with panel:
         facts.append(f"prediction: {len(pred)}-point polygon")
     st.markdown(" · ".join(facts))
     if note:
-        st.info(note)
+        st.info(md_message(note))
     if not is_pair:
         st.caption(f"A {label_of(i)} image: only easy and hard pairs have a ground-truth "
                    "region and are scored, so there is no ground-truth region and no IoU.")
@@ -266,14 +267,14 @@ with panel:
     elif pix is None:
         st.caption("No pixel-level result for this method: IoU not available.")
     if pix_b is not None and is_pair:
-        st.markdown(f"**A: {m.name}** vs **B: {mb.name}** ({c.protocol})")
+        st.markdown(f"**A: {md(m.name)}** vs **B: {md(mb.name)}** ({c.protocol})")
         va, vb = pix[c.protocol].pairs.get(key), pix_b.pairs.get(key)
         rows_ab = []
         for kind, col in (("bbox", 0), ("seg", 1)):
             x = va[col] if va is not None else None
             y = vb[col] if vb is not None else None
-            rows_ab.append({"IoU": kind, f"A: {m.name}": pct(x) if x is not None else "—",
-                            f"B: {mb.name}": pct(y) if y is not None else "—",
+            rows_ab.append({"IoU": kind, "A": pct(x) if x is not None else "—",
+                            "B": pct(y) if y is not None else "—",
                             "Δ (A − B)": (f"{100 * (x - y):+.2f}" if x is not None
                                           and y is not None else "—")})
         st.table(rows_ab, hide_index=True)
@@ -281,9 +282,9 @@ with panel:
                    + (f"B ranks it #{rk_b}." if (rk_b := (loaders.rank_of(ds, mb, q, i)
                                                           if mb.ranks else None)) else ""))
     elif b_error is not None:
-        st.error(b_error, icon=":material/error:")
+        st.error(md_message(b_error), icon=":material/error:")
     elif mb is not None and is_pair and has_pix:
-        st.caption(f"{mb.name} has no pixel-level result: only A's region is drawn.")
+        st.caption(f"{md(mb.name)} has no pixel-level result: only A's region is drawn.")
     st.download_button("Download PNG", render.png_bytes(view),
                        file_name=f"pair_q{q}_{name}_{mode}.png", mime="image/png",
                        icon=":material/download:")

@@ -2,9 +2,8 @@
 region help? (after the user study of the PROxford / PRParis paper, ICCV 2023;
 docs/PROTOCOLS.md §7)
 
-Two views of one page. A participant link (``/study?study=NAME&p=ID``) or a
-participant-only server shows the participant screens of :mod:`bench.app.participant` and
-nothing else. Otherwise this is the experimenter's page: set up a study on the dataset
+The experimenter's page (participants never see Streamlit: their screens are
+:mod:`bench.study.web`, at ``/take``): set up a study on the dataset
 chosen in the sidebar (``bench.study.store.create_study``), hand out participant links,
 and follow it on a dashboard (live counts per condition and Latin-square row, balance,
 completion, active sessions) with the analysis of ``bench.study.stats.report`` (cached
@@ -17,26 +16,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from bench.app import context, deferred, participant, routing, state, widgets
+from bench.app import context, deferred, routing, state, widgets
 from bench.app.loaders import HASH_FUNCS
 from bench.errors import BenchError
 from bench.study.design import GROUND_TRUTH, NONE, condition_label
-from bench.study.records import answers_csv, to_csv
+from bench.study.export import tidy_csv
+from bench.study.platforms import participant_link
+from bench.study.records import to_csv
 from bench.study.stats import report
 from bench.study.store import (
     StudyStore,
     create_study,
     default_data_dir,
     list_studies,
-    read_study_file,
     study_file,
-    study_link,
 )
 
 routing.ensure_routed()
@@ -49,17 +48,27 @@ BAR_COLORS = ("#8b949e", "#2ea043", "#1f6feb", "#f08800", "#a371f7", "#db61a2", 
 # ---------------------------------------------------------------- data
 
 @st.cache_data(show_spinner="Analysing the study…", max_entries=16, hash_funcs=HASH_FUNCS)
-def analysis(path: Path) -> dict:
-    """The study file's report and its answers as CSV; *path*'s stamp (size, mtime) is in
-    the cache key, so every new answer gives a new analysis."""
-    state = read_study_file(path)
-    return {"report": report(state), "answers_csv": answers_csv(state.answers)}
+def _analysis(data_dir: Path, name: str, version: tuple) -> dict:
+    state = _store(data_dir, name).state()
+    table, book = tidy_csv(state)
+    return {"report": report(state), "answers_csv": table, "codebook_csv": book}
 
 
-def _store(path: Path) -> StudyStore:
-    key = f"_study_store:{path}"
+def analysis(data_dir: Path, name: str) -> dict:
+    """The study's report, its tidy table and codebook as CSV (bench.study.export); the
+    store's version (it changes with every answer or consent) is in the cache key."""
+    return _analysis(data_dir, name, _store(data_dir, name).version())
+
+
+def _store(data_dir: Path, name: str) -> StudyStore:
+    """The study's store (a JSON Lines study of the earlier store is imported the first
+    time; the message is shown once)."""
+    key = f"_study_store:{data_dir}:{name}"
     if key not in st.session_state:
-        st.session_state[key] = StudyStore.open(path)
+        store = StudyStore.open(name, data_dir)
+        st.session_state[key] = store
+        if store.notice:
+            st.toast(store.notice, icon=":material/database:")
     return st.session_state[key]
 
 
@@ -150,6 +159,24 @@ def setup_form(data_dir: Path) -> None:
         c5.selectbox("Order", ["shuffled", "blocked"], key="sn_order",
                      help="shuffled: every participant's own random order; blocked: one "
                           "condition after another (Williams design).")
+        p1, p2, p3 = st.columns([1, 1, 2])
+        p1.selectbox("Platform", ["none", "prolific", "mturk", "param:"], key="sn_platform",
+                     help="Where participants come from: none (links you hand out), "
+                          "Prolific, MTurk, or param:NAME (the participant id in the query "
+                          "parameter NAME; complete the name).")
+        p2.text_input("Completion code", key="sn_code", max_chars=64,
+                      help="Shown at the end. Empty: Prolific gets one code made for the "
+                           "study; otherwise each participant gets their own.")
+        p3.text_input("Completion URL", key="sn_url", max_chars=2000,
+                      help="Where the end screen sends participants ({code} is replaced by "
+                           "the code). Empty: Prolific's completion page on Prolific.")
+        st.text_input("param:NAME — the parameter name", key="sn_param", max_chars=32,
+                      help="Only for the platform param:")
+        st.checkbox("Allow a participant to meet a query more than once", key="sn_repeats",
+                    help="Only for small datasets: by default every trial has its own query "
+                         "(seeing an object once outlined makes it easier to find later), "
+                         "and a design that needs more queries than the dataset has is "
+                         "refused (docs/PROTOCOLS.md §7.2).")
         with st.expander("Texts shown to participants (empty: the defaults)"):
             st.text_area("Consent", value="", height=120, key="sn_consent")
             st.text_area("Instructions", value="", height=120, key="sn_instructions")
@@ -180,7 +207,14 @@ def _create(data_dir: Path, dataset: str, root: Path | None) -> None:
         ss["_study_created"] = ("error", str(e), [])
         return
     options = {"order": ss.get("sn_order", "shuffled"),
-               "n_practice": int(ss.get("sn_practice", 2))}
+               "n_practice": int(ss.get("sn_practice", 2)),
+               "allow_repeats": bool(ss.get("sn_repeats", False))}
+    platform = ss.get("sn_platform") or "none"
+    if platform == "param:":
+        platform += (ss.get("sn_param") or "").strip()
+    options["platform"] = platform
+    options["completion_code"] = (ss.get("sn_code") or "").strip() or None
+    options["completion_url"] = (ss.get("sn_url") or "").strip() or None
     for key in ("consent", "instructions"):
         text = (ss.get(f"sn_{key}") or "").strip()
         if text:
@@ -193,24 +227,47 @@ def _create(data_dir: Path, dataset: str, root: Path | None) -> None:
     except (BenchError, ValueError) as e:
         ss["_study_created"] = ("error", str(e), [])
         return
-    name = store.definition.study
+    d = store.definition
+    name = d.study
     state.put("study", name)
-    ss["_study_created"] = ("ok", f"Study **{name}** created. Its participant link: "
-                            f"`{base_url()}{study_link(name)}&p=<participant id>` (the "
-                            "Studies tab lists the links).", list(warnings))
+    if d.platform == "none":
+        link = (f"`{participant_link(name, 'none', base=base_url())}&p=<participant id>` "
+                "(the Studies tab lists one link per participant)")
+    else:
+        link = f"for {d.platform}: `{participant_link(name, d.platform, base=base_url())}`"
+        if d.completion_code:
+            link += f"; completion code `{d.completion_code}`"
+    from bench.study.design import design_warnings
+
+    src = d.catch_sources
+    design = (f" Design: {d.n_catch} catch trials ({src['hard']} hard negatives, "
+              f"{src['random']} random), at least {d.catch_per_condition} per condition and "
+              f"participant; every query met {d.meetings} time(s).")
+    ss["_study_created"] = ("ok", f"Study **{name}** created. Its participant link {link}."
+                            + design, list(warnings) + design_warnings(d))
 
 
 # ---------------------------------------------------------------- dashboard
 
-def links(name: str, rep: dict, active: list[str]) -> None:
-    """The participant links: the pattern to copy, and a list of ids P01…Pn with their
+def links(store: StudyStore, rep: dict, active: list[str]) -> None:
+    """The participant links of a study without a recruiting platform, one per person:
+    random ids (``store.participant_ids``: unguessable, the same on every visit; safe to
+    send over the internet) or lab ids P01…Pn (guessable: only for a lab), with their
     state."""
+    name = store.definition.study
     base = base_url()
-    st.markdown("**Participant link** (add the participant's id; each id is one person):")
-    st.code(f"{base}{study_link(name)}&p=P01", language=None)
+    head = participant_link(name, "none", base=base)
+    kind = st.radio("Participant ids", ["random (safe online)", "lab (P01, P02, …)"],
+                    horizontal=True, key="study_id_kind",
+                    help="Random ids cannot be guessed: each link is one person's. Lab ids "
+                         "can be guessed by anyone who sees one: use them only in a lab.")
+    lab = kind.startswith("lab")
+    st.markdown("**Participant links** (one per person; the first browser that opens a "
+                "link owns it):")
     n = st.number_input("Participant ids to list", 1, 999, 12, step=1, key="study_n_ids")
     known = {p["participant"]: p for p in rep["participants"]["list"]}
-    ids = participant_ids(int(n))
+    ids = participant_ids(int(n)) if lab else store.participant_ids(int(n))
+    st.code(f"{head}&p={ids[0]}", language=None)
     ids += [p for p in known if p not in ids]
     n_trials = rep["design"]["n_trials"]
     rows = []
@@ -218,7 +275,7 @@ def links(name: str, rep: dict, active: list[str]) -> None:
         k = known.get(pid)
         status = ("not started" if k is None else "complete" if k["complete"]
                   else "active now" if pid in active else "started")
-        rows.append({"participant": pid, "link": f"{base}{study_link(name, pid)}",
+        rows.append({"participant": pid, "link": f"{head}&{urlencode({'p': pid})}",
                      "row": None if k is None else k["row"],
                      "answered": 0 if k is None else k["answered"],
                      "of": n_trials, "status": status})
@@ -233,12 +290,28 @@ def links(name: str, rep: dict, active: list[str]) -> None:
                         icon=":material/download:")
 
 
+def platform_link(store: StudyStore) -> None:
+    """The link to paste into the study's recruiting platform, and its completion."""
+    d = store.definition
+    st.markdown(f"**Participant link for {d.platform}** (paste it into the platform; it "
+                "fills in the participant's id):")
+    st.code(participant_link(d.study, d.platform, base=base_url()), language=None)
+    if d.completion_code:
+        st.markdown(f"Completion code (the same for everyone): `{d.completion_code}`")
+    else:
+        st.caption("Every participant gets a completion code of their own at the end "
+                   "(in the tidy table's completion_code column).")
+    if d.completion_url or d.platform == "prolific":
+        st.caption("At the end, participants are sent on to the platform's completion "
+                   "address.")
+
+
 @st.fragment(run_every=10)
-def live(path: Path) -> None:
+def live(data_dir: Path, name: str) -> None:
     """Counts that change while participants work (refreshed every 10 s)."""
     try:
-        rep = analysis(path)["report"]
-        active = _store(path).active_sessions()
+        rep = analysis(data_dir, name)["report"]
+        active = _store(data_dir, name).active_sessions()
     except BenchError as e:
         st.error(str(e), icon=":material/error:")
         return
@@ -358,12 +431,155 @@ def items_table(rep: dict) -> None:
     labels = rep["design"]["condition_labels"]
     it = rep["items"]
     st.dataframe([{"a": labels[r["a"]], "b": labels[r["b"]], "items": r["n_items"],
-                   "hit in both": r["both"], "only a": r["only_a"], "only b": r["only_b"],
-                   "neither": r["neither"], "exact McNemar p": _p(r["p_exact"]),
-                   "p (Holm)": _p(r["p_holm"]), "odds ratio": _num(r["odds_ratio"]),
-                   "difference": _pct(r["difference"])} for r in it["pairwise"]],
+                   "mean hit rate a": _pct(r["mean_a"]), "mean hit rate b": _pct(r["mean_b"]),
+                   "a higher": r["a_higher"], "b higher": r["b_higher"], "ties": r["ties"],
+                   "Wilcoxon p": _p(r["wilcoxon"]["p"]),
+                   "Wilcoxon p (Holm)": _p(r["wilcoxon"].get("p_holm")),
+                   "sign test p": _p(r["sign_test_p"])} for r in it["pairwise"]],
                  hide_index=True, width="stretch")
-    st.caption(f"Outcome: {it['outcome']}. Items: {it['matching']}.")
+    st.caption(f"Outcome: {it['outcome']}. Items: {it['matching']} (an item is a query "
+               "object).")
+
+
+def flow_panel(rep: dict) -> None:
+    """The flow table and the excluded participants with the rule that excluded them."""
+    fl = rep["flow"]
+    rules = fl["rules"]
+    rows = [{"step": "opened the link", "participants": fl["opened"]},
+            {"step": "consented" + ("" if fl["consent_recorded"] else
+                                    " (= answered: consent not recorded)"),
+             "participants": fl["consented"]},
+            {"step": "completed", "participants": fl["completed"]},
+            {"step": "withdrawn (returned)", "participants": fl["withdrawn"]}]
+    rows += [{"step": f"excluded: {k} ({rules[k]})", "participants": v}
+             for k, v in fl["excluded"].items() if k != "practice" or v]
+    rows.append({"step": "analysed", "participants": fl["analysed"]})
+    st.dataframe(rows, hide_index=True, width="stretch")
+    out = [x for x in rep["participants"]["list"] if x.get("excluded_by")]
+    checks = {c["participant"]: c for c in rep["participants"].get("checks", [])}
+    if out:
+        with st.expander(f"Excluded participants ({len(out)}) and why"):
+            st.dataframe([{"participant": x["participant"], "excluded by": x["excluded_by"],
+                           "all rules that apply": ", ".join(x.get("rules", [])),
+                           "answered": x["answered"],
+                           "false-alarm rate": _pct(checks.get(x["participant"], {}).get(
+                               "false_alarm_rate")),
+                           "fast answers": _pct(checks.get(x["participant"], {}).get(
+                               "fast_share")),
+                           "hidden (s)": _num((checks.get(x["participant"], {}).get(
+                               "hidden_ms") or 0) / 1000, 1)} for x in out],
+                         hide_index=True, width="stretch")
+    st.caption("Exclusion rules declared in the study definition before anyone took part "
+               "(docs/PROTOCOLS.md §7.2); every figure below uses the analysed "
+               f"{fl['analysed']} participants.")
+
+
+def models_panel(rep: dict) -> None:
+    """The mixed models: each condition against the reference, with interval and p."""
+    mod = rep.get("model") or {}
+    if not mod:
+        return
+    labels = rep["design"]["condition_labels"]
+    rows = []
+    mc, ms, mt = mod["correct"], mod["sdt"], mod["time"]
+    for c in rep["design"]["conditions"]:
+        if c == mod["reference"]:
+            continue
+        row = {"condition": labels[c], "vs": labels[mod["reference"]]}
+        e = mc.get("effects", {}).get(c)
+        if e:
+            row |= {"odds ratio (correct)": _num(e["odds_ratio"]),
+                    "95% CI": _ci(e["odds_ratio_ci"], pct=False), "p": _p(e["p"])}
+        e = ms.get("effects", {}).get(c)
+        if e:
+            row |= {"Δd′": _num(e["dprime"]["estimate"]),
+                    "Δd′ 95% CI": _ci(e["dprime"]["ci"], pct=False),
+                    "Δd′ p": _p(e["dprime"]["p"]),
+                    "Δcriterion": _num(e["criterion"]["estimate"]),
+                    "Δcriterion p": _p(e["criterion"]["p"])}
+        e = mt.get("effects", {}).get(c)
+        if e:
+            row |= {"time ratio (hits)": _num(e["ratio"]),
+                    "time 95% CI": _ci(e["ratio_ci"], pct=False), "time p": _p(e["p"])}
+        rows.append(row)
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch")
+    notes = []
+    for m in (mc, ms, mt):
+        n = f"n = {m['n']}, {m['participants']} participants, {m['items']} items" \
+            if "n" in m else m.get("error", "")
+        notes.append(f"`{m['formula']}` ({n})")
+    st.caption("Mixed models (docs/PROTOCOLS.md §7.5), crossed random intercepts for "
+               "participants and items (query objects): " + "; ".join(notes) + ".")
+
+
+def design_panel(definition) -> None:
+    """What the design shows, per condition, before anyone takes part (the plan)."""
+    from bench.study.design import design_warnings, plan
+
+    pl = plan(definition)
+    labels = {c: condition_label(c) for c in definition.conditions}
+    rows = [{"condition": labels[c], "trials": v["trials"], "catch": v["catch"],
+             "positives with a region": _pct(v["positive_region_share"]),
+             "catch trials with a region": _pct(v["catch_region_share"]),
+             "decoys": v["catch_decoy"]} for c, v in pl["summary"].items()]
+    src = pl["catch_sources"]
+    with st.expander(f"Design: {definition.n_catch} catch trials ({src['hard']} hard "
+                     f"negatives), at least {pl['min_catch_per_condition']} per condition; "
+                     f"every query met {pl['meetings_per_query']} time(s)"):
+        st.dataframe(rows, hide_index=True, width="stretch")
+        st.caption(f"Over one participant per group ({pl['groups']} groups). Practice "
+                   f"queries (not in the study): {', '.join(pl['practice_queries']) or 'none'}"
+                   ". `python -m bench study plan NAME --json` lists every trial.")
+        for w in design_warnings(definition):
+            st.warning(w)
+
+
+@st.cache_data(show_spinner="Simulating studies…", max_entries=8, hash_funcs=HASH_FUNCS)
+def _power(data_dir: Path, name: str, measure: str, effect: float, sims: int) -> dict:
+    from bench.study.power import power
+
+    return power(_store(data_dir, name).definition, measure=measure, effect=effect,
+                 n_sims=sims)
+
+
+def power_panel(data_dir: Path, name: str, n_conditions: int) -> None:
+    """How many participants the design needs for an effect (simulated, §7.5)."""
+    if n_conditions < 2:
+        return
+    with st.expander("Power: participants needed"):
+        a, b, c = st.columns(3)
+        measure = a.selectbox("Effect on", ["hit_rate", "dprime"], key="pw_measure",
+                              format_func={"hit_rate": "hit rate", "dprime": "d′"}.get)
+        effect = b.number_input("Difference sought", 0.01, 3.0,
+                                0.10 if measure == "hit_rate" else 0.5, step=0.05,
+                                key=f"pw_effect_{measure}")
+        sims = c.number_input("Simulations per size", 5, 200, 20, step=5, key="pw_sims")
+        if st.button("Estimate", key="pw_go", icon=":material/calculate:"):
+            try:
+                st.session_state["_pw"] = _power(data_dir, name, measure, float(effect),
+                                                 int(sims))
+            except ValueError as e:
+                st.session_state["_pw"] = {"error": str(e)}
+        pw = st.session_state.get("_pw")
+        if pw:
+            if pw.get("error"):
+                st.error(pw["error"])
+                return
+            need = pw["needed"]
+            st.markdown(f"**{need if need else 'More than ' + str(pw['grid'][-1]['participants'])}"
+                        f"** participants for {pw['target']:.0%} power "
+                        f"({pw['measure']} +{pw['effect']:g} in {pw['condition']} against "
+                        f"{pw['reference']}, alpha {pw['alpha']}).")
+            st.dataframe([{"participants": r["participants"], "power": _pct(r["power"]),
+                           "95% CI": _ci(r["ci"])} for r in pw["grid"]],
+                         hide_index=True, width="stretch")
+            a_ = pw["assumptions"]
+            st.caption(f"Assumed: hit rate {a_['hit_rate']:.2f}, false-alarm rate "
+                       f"{a_['false_alarm_rate']:.2f}, participant sd "
+                       f"{a_['sd_participant']:.2f}, item sd {a_['sd_item']:.2f} "
+                       f"({a_['source']}); {pw['n_sims']} simulated studies per size, each "
+                       "analysed with the report's model (docs/PROTOCOLS.md §7.5).")
 
 
 def human_vs_machine(rep: dict) -> None:
@@ -374,7 +590,14 @@ def human_vs_machine(rep: dict) -> None:
     st.markdown(f"On the study's {ov['n_pairs']} positive pairs ({ov['n_pairs_answered']} "
                 f"answered): hit rate of {who} **{_pct(ov['human_hit_rate'])}** (mean over "
                 f"pairs {_pct(ov['human_mean_pair_hit_rate'])}). Success: {hm['success']}.")
-    rows = [{"method": m, "success (seg IoU > 0.5)": _pct(v["success_rate"]),
+    rows = [{"method": m, "success (click: centroid in region)": _pct(
+                 v.get("success_rate_click")),
+             "machine vs human, pooled (odds ratio, click)": _num(
+                 (v.get("pooled", {}).get("click", {}).get("machine_vs_human") or {}).get(
+                     "odds_ratio")),
+             "pooled p": _p((v.get("pooled", {}).get("click", {}).get("machine_vs_human")
+                             or {}).get("p")),
+             "success (seg IoU > 0.5)": _pct(v["success_rate"]),
              "success (bbox IoU > 0.5)": _pct(v["success_rate_bbox"]),
              "mean IoU seg": _num(v["mean_iou_seg"], 3),
              "mean IoU bbox": _num(v["mean_iou_bbox"], 3),
@@ -384,6 +607,12 @@ def human_vs_machine(rep: dict) -> None:
              "ties left out": v["test"]["ties_excluded"],
              "exact test p": _p(v["test"]["p_exact"])} for m, v in ov["methods"].items()]
     st.dataframe(rows, hide_index=True, width="stretch")
+    ppp, need = ov.get("participants_per_pair"), ov.get("per_pair_test_needs")
+    if ppp and need:
+        st.caption(f"Answers per pair in this condition: median {_num(ppp['median'], 0)} "
+                   f"(min {ppp['min']}, max {ppp['max']}); a test per pair would need at "
+                   f"least {need['answers_per_pair']}, about {need['participants']} "
+                   "participants. The pooled model compares over all pairs at once.")
     with st.expander("Per pair"):
         st.dataframe([{"trial": r["trial"], "difficulty": r["difficulty"], "answers": r["n"],
                        "human hit rate": _pct(r["hit_rate"]),
@@ -398,9 +627,8 @@ def dashboard(data_dir: Path) -> None:
         st.info(f"No study in `{data_dir}` yet: create one under **New study**.")
         return
     name = widgets.select("Study", names, "study", help=f"The studies in `{data_dir}`.")
-    path = study_file(data_dir, name)
     try:
-        res = analysis(path)
+        res = analysis(data_dir, name)
     except BenchError as e:
         st.error(str(e), icon=":material/error:")
         return
@@ -415,21 +643,35 @@ def dashboard(data_dir: Path) -> None:
         st.caption(":material/science: Demo data: synthetic images; a study on them only "
                    "tries the procedure out.")
     try:
-        store = _store(path)
-        if participant.image_file(store.definition, store.definition.trials[0].image) is None:
+        store = _store(data_dir, name)
+        from bench.study.web.pictures import image_file
+
+        if image_file(store.definition, store.definition.trials[0].image) is None:
             st.warning("The images of this study's dataset are not found on this server: "
                        "participants would see an error instead of the photos.")
     except (BenchError, IndexError):
         pass
-    links(name, rep, _store(path).active_sessions())
+    store = _store(data_dir, name)
+    design_panel(store.definition)
+    power_panel(data_dir, name, len(store.definition.conditions))
+    if store.definition.platform == "none":
+        links(store, rep, store.active_sessions())
+    else:
+        platform_link(store)
     st.button("Refresh", icon=":material/refresh:", key="study_refresh")
-    live(path)
+    live(data_dir, name)
+    st.subheader("Flow of participants", help="docs/PROTOCOLS.md §7.5")
+    flow_panel(rep)
 
     st.subheader("Analysis", help="docs/PROTOCOLS.md §7.5. Counted: the first answer of "
                  "each participant to each trial.")
     if not rep["n_answers"]:
         st.info("No answers yet.")
         return
+    st.markdown(f"**Mixed models** (primary; {rep.get('n_participants', 0)} participants)")
+    models_panel(rep)
+    st.markdown(f"**Per condition** ({rep.get('n_participants', 0)} participants, "
+                f"{rep['n_answers']} answers)")
     st.dataframe(condition_table(rep), hide_index=True, width="stretch")
     st.caption("Accuracy = (hits + correct rejections) / answers; intervals: Clopper-Pearson "
                "exact (rates) and percentile bootstrap, 9,999 resamples (times). d′ with the "
@@ -438,9 +680,9 @@ def dashboard(data_dir: Path) -> None:
                "server's time (longer: it includes transfer and drawing) beside it.")
     if deferred.charts_now():
         st.plotly_chart(figure(rep), width="stretch", key="study_fig")
-    st.subheader("Paired tests per participant")
+    st.subheader("Secondary: paired tests per participant")
     paired_tables(rep)
-    st.subheader("Per item: exact McNemar")
+    st.subheader("Secondary: per item across conditions")
     items_table(rep)
     st.subheader("Human against machine")
     human_vs_machine(rep)
@@ -454,8 +696,14 @@ def dashboard(data_dir: Path) -> None:
             if pr["refused"]:
                 st.dataframe(pr["refused"], hide_index=True, width="stretch")
     e1, e2, e3 = st.columns(3)
-    e1.download_button("Answers (CSV)", res["answers_csv"], file_name=f"{name}-answers.csv",
-                       mime="text/csv", icon=":material/download:")
+    e1.download_button("Trials, tidy (CSV)", res["answers_csv"],
+                       file_name=f"{name}-trials.csv", mime="text/csv",
+                       icon=":material/download:",
+                       help="One row per recorded trial (bench.study.export); the codebook "
+                            "describes the columns.")
+    e1.download_button("Codebook (CSV)", res["codebook_csv"],
+                       file_name=f"{name}-trials.codebook.csv", mime="text/csv",
+                       icon=":material/download:")
     e2.download_button("Analysis (JSON)", json.dumps(rep, indent=1, allow_nan=False),
                        file_name=f"{name}-report.json", mime="application/json",
                        icon=":material/download:")
@@ -480,7 +728,4 @@ def experimenter() -> None:
         dashboard(data_dir)
 
 
-if participant.active():
-    participant.page()
-else:
-    experimenter()
+experimenter()

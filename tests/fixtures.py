@@ -493,3 +493,34 @@ def make_random_revisited(rng, folder, n_q: int, n_db: int, *, n_rows: int | Non
     gnd_path = write_gnd_pickle(folder / "gnd_roxford5k.pkl", imlist, qimlist, gnd)
     ranks_path = write_ranks(folder / "ranks.npy", ranks)
     return RevisitedFiles(gnd_path, ranks_path, imlist, qimlist, gnd, ranks)
+
+
+def write_constant_png(path, width: int, height: int, *, channels: int = 4,
+                       level: int = 9) -> Path:
+    """A PNG of one constant (zero) colour written with zlib, row by row, so it is small on
+    disk however many pixels it has: 13000 x 13000 RGBA is about 657 KB (issue 19's
+    decompression-size case). *channels*: 1 (grey), 3 (RGB) or 4 (RGBA), 8 bits each."""
+    import struct
+    import zlib
+
+    color_type = {1: 0, 3: 2, 4: 6}[channels]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    row = b"\x00" * (1 + width * channels)  # filter byte 0, then zero samples
+    per_block = max(1, (1 << 24) // len(row))
+    co = zlib.compressobj(level)
+    parts, left = [], height
+    while left:
+        n = min(per_block, left)
+        parts.append(co.compress(row * n))
+        left -= n
+    parts.append(co.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                     + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+    return path

@@ -302,6 +302,19 @@ def ref_miou(gnd: list[dict], pair_ious: dict, protocol: str = "official") -> di
     return out
 
 
+def _ref_ap_hits(ranks_col, hits, junk, n: int) -> float:
+    """Section 1 step 3 with the hits' junk-adjusted positions and a given N >= the
+    number of hits (the strict mAP@k's N = all the setup's positives): every positive
+    that is not a hit stays in the column as an ordinary image."""
+    ap = 0.0
+    for idx, r_j in enumerate(_adjusted_positions(ranks_col, hits, junk)):
+        j = idx + 1
+        p0 = 1.0 if r_j == 0 else (j - 1) / r_j
+        p1 = j / (r_j + 1)
+        ap += (1.0 / n) * (p0 + p1) / 2.0
+    return ap
+
+
 def ref_map_at_k(
     ranks,
     gnd: list[dict],
@@ -316,10 +329,13 @@ def ref_map_at_k(
     ious: {(q, i): IoU} or {(q, i): (bbox, seg)} for predicted pairs; a pair absent
     counts IoU 0. With tuples, iou_kind picks the element (official always uses bbox:
     the caller passes iou_kind="bbox").
-    Positives at t = the setup's positives with IoU > t (strictly); junk = setup junk.
-    official: ignored queries contribute nothing but stay in the denominator;
-    strict: they leave numerator and denominator. Queries with no surviving positive
-    at t leave the denominator.
+    Positives at t = the setup's positives with IoU > t (strictly); junk = setup junk;
+    a positive that fails t is an ordinary image of the ranking.
+    official: AP_t with N = the surviving positives; a query with none leaves the sum and
+    the count of t; ignored queries contribute nothing but stay in the denominator.
+    strict (section 2.3, COCO-style): N = all the setup's positives at every t, so a
+    query with no surviving positive has AP_t = 0 and stays; only a query without any
+    positive in the setup leaves; ignored queries leave numerator and denominator.
     """
     ranks = np.asarray(ranks)
     n_q = ranks.shape[1]
@@ -340,11 +356,18 @@ def ref_map_at_k(
                 continue
             positives, junk = setup_lists(gnd[q], setup)
             surviving = [i for i in positives if iou_of(q, i) > t]
-            if not surviving:
-                n_empty += 1
-                continue
             col = [int(v) for v in ranks[:, q]]
-            total += ref_revisited_ap(col, surviving, junk)
+            if protocol == "official":
+                if not surviving:
+                    n_empty += 1
+                    continue
+                total += ref_revisited_ap(col, surviving, junk)
+            else:
+                n_all = len(set(int(i) for i in positives))
+                if n_all == 0:
+                    n_empty += 1
+                    continue
+                total += _ref_ap_hits(col, surviving, junk, n_all)
         if protocol == "official":
             denominator = n_q - n_empty
         else:

@@ -19,7 +19,7 @@ from scipy import stats
 from bench import render
 from bench.compare import compare_folder
 from bench.compare_report import to_latex
-from tests.test_app import app, ok, page, stay_on, text_of
+from tests.test_app import app, ok, page, shown, stay_on, text_of
 from tests.test_app import expected as expected  # noqa: F401 - a fixture
 from tests.test_app import small_demo as small_demo  # noqa: F401 - a fixture
 
@@ -207,20 +207,26 @@ def test_a_query_row_opens_the_query_page_with_both_rankings(expected):  # noqa:
     assert at.session_state["s_q"] == q and at.selectbox(key="w_m2_query").value == B
     # the two lists, against the ranks files read here
     ra, rb = expected[A, "ranks"], expected[B, "ranks"]
-    k = at.slider(key="w_k").value
-    la = next(x.value for x in at.dataframe if f"# in {B}" in x.value.columns)
-    lb = next(x.value for x in at.dataframe if "change" in x.value.columns)
+    k = at.selectbox(key="w_k").value
     n = min(k, ra.shape[0])
-    assert len(la) == n and len(lb) == n
+    # the two rankings as tiles side by side (A: qtile_<r>, B: qtile_b<r>), each caption
+    # with the image's exact rank in the other ranking (the whole column, no look-up depth)
+    tiles_a = [b.key for b in at.button if (b.key or "").startswith("pair_")]
+    tiles_b = [b.key for b in at.button if (b.key or "").startswith("pairb_")]
+    assert tiles_a == [f"pair_{r}" for r in range(1, n + 1)]
+    assert tiles_b == [f"pairb_{r}" for r in range(1, n + 1)]
     col_a, col_b = ra[:, q].tolist(), rb[:, q].tolist()
+    text = shown(" ".join(el.value for el in at.get("caption")))
     for r in range(n):
         i = col_b[r]
         ra_i = col_a.index(i) + 1
         d = ra_i - (r + 1)
         want = "new" if ra_i > k else f"▲{d}" if d > 0 else f"▼{-d}" if d < 0 else "="
-        assert lb.iloc[r]["change"] == want
-        assert lb.iloc[r][f"# in {A}"] == f"#{ra_i}"
-        assert la.iloc[r][f"# in {B}"] == f"#{col_b.index(col_a[r]) + 1}"
+        name_b = expected["gnd"].imlist[i] if i < expected["gnd"].n_db else None
+        assert f"{want} · in A #{ra_i}" in text, (r, want)
+        if name_b:
+            assert f"**{name_b}**" in text
+        assert f"in B #{col_b.index(col_a[r]) + 1}" in text
 
 
 def test_a_pair_row_opens_both_predictions(expected):  # noqa: F811
@@ -240,11 +246,11 @@ def test_a_pair_row_opens_both_predictions(expected):  # noqa: F811
     for n, kind in enumerate(("bbox", "seg")):
         row = both.iloc[n]
         assert row["IoU"] == kind
-        assert row[f"A: {A}"] == (f"{100 * va[n]:.2f}%" if va else "—")
-        assert row[f"B: {B}"] == (f"{100 * vb[n]:.2f}%" if vb else "—")
+        assert row["A"] == (f"{100 * va[n]:.2f}%" if va else "—")
+        assert row["B"] == (f"{100 * vb[n]:.2f}%" if vb else "—")
         if va and vb:
             assert row["Δ (A − B)"] == f"{100 * (va[n] - vb[n]):+.2f}"
-    legend = " ".join(m.value for m in at.markdown)
+    legend = shown(" ".join(m.value for m in at.markdown))
     assert f"A: {A} (solid)" in legend and f"B: {B} (dashed)" in legend
     # "Compare with" none: back to one method
     at.selectbox(key="w_m2_pair").select("").run()
@@ -269,15 +275,15 @@ def test_a_broken_second_method_does_not_stop_the_pages(twin_copy, expected):  #
     badm = twin_copy / "results" / "pixel-level" / "twin" / "matching_result" / "prdemo.npy"
     badm.write_bytes(b"not a numpy file")
     at = page(app(src="folder", root=twin_copy, m=A, m2="twin", cmp=f"{A},twin"), "compare")
-    assert str(bad) in "\n".join(e.value for e in at.error)
+    assert str(bad) in shown("\n".join(e.value for e in at.error))
     assert len(at.get("file_uploader")) == 2  # the upload panel, to replace it
     at = page(at, "query")
-    assert str(bad) in "\n".join(e.value for e in at.error)
+    assert str(bad) in shown("\n".join(e.value for e in at.error))
     assert [b for b in at.button if (b.key or "").startswith("pair_")]  # A's tiles
     q, i = min(expected[A, "official", "pix"].pairs)
     at = ok(app(src="folder", root=twin_copy, m=A, m2="twin", q=q, i=i))
     at = page(at, "pair")
-    assert str(badm) in "\n".join(e.value for e in at.error)
+    assert str(badm) in shown("\n".join(e.value for e in at.error))
     assert at.table and len(at.image) >= 1  # A's IoU table and picture
 
 
@@ -315,3 +321,22 @@ def test_overlay_two_draws_both_outlines():
     one = np.asarray(render.overlay(img, gt, pa, line_width=2, pred_color=render.PRED_A_COLOR))
     assert np.array_equal(np.asarray(render.overlay_two(img, gt, pa, None, line_width=2)), one)
     assert math.isclose(out.mean(), out.mean())  # a real picture, not NaN
+
+
+def test_other_method_ranks_are_exact_past_any_lookup_depth():
+    """bench.app.rankings.ranks_in: the rank of an image anywhere in a long ranking (a
+    1,000-row look-up used to print "> #1000"), None only when a truncated ranking lacks it."""
+    from bench.app.rankings import rank_text, ranks_in
+
+    rng = np.random.default_rng(5)
+    n = 300_000
+    col = rng.permutation(n + 10)[:n]  # a truncated ranking: 10 indices never ranked
+    ranks = np.stack([col, col[::-1]], axis=1)  # two queries
+    absent = sorted(set(range(n + 10)) - set(col.tolist()))
+    want = [int(col[0]), int(col[999]), int(col[1000]), int(col[2416]), int(col[-1])]
+    got = ranks_in(ranks, 0, [*want, absent[0]])
+    assert [got[d] for d in want] == [1, 1000, 1001, 2417, n]
+    assert got[absent[0]] is None and rank_text(got[absent[0]]) == "not ranked"
+    assert ranks_in(ranks, 1, [int(col[0])]) == {int(col[0]): n}
+    dup = np.array([[3], [5], [3], [7]])  # a repeated index: its first position
+    assert ranks_in(dup, 0, [3, 7]) == {3: 1, 7: 4}

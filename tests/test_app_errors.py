@@ -16,6 +16,7 @@ import shutil
 import numpy as np
 import pytest
 
+from bench.app.format import md
 from bench.evaluate import load_pixel_inputs
 from bench.formats.revisited import load_gnd, load_ranks
 from bench.metrics.pixel import evaluate_pixel
@@ -241,7 +242,7 @@ def test_gallery_follows_the_table_and_pages(engine):
     first = [k for k in (b.key for b in at.button) if k.startswith("gal_") and k[4].isdigit()]
     assert len(at.image) == min(12, len(df)) == len(first)
     assert first == [f"gal_{q}_{i}" for q, i in zip(df["q"][:12], df["i"][:12], strict=True)]
-    at.button(key="gal_next").click().run()
+    at.button(key="next_gal").click().run()
     ok(at)
     second = [k for k in (b.key for b in at.button) if k.startswith("gal_") and k[4].isdigit()]
     assert second == [f"gal_{q}_{i}" for q, i in zip(df["q"][12:24], df["i"][12:24],
@@ -298,8 +299,8 @@ def test_query_tiles_show_regions_row_by_row(engine):
     keys = [b.key for b in at.button if b.key.startswith("pair_")]
     assert keys == [f"pair_{r}" for r in range(1, 11)]
     captions = " ".join(c.value for c in at.caption)
-    for i in ranks[:10, q].tolist():
-        assert f"**{g.imlist[i]}**" in captions
+    for i in ranks[:10, q].tolist():  # names are text: Markdown-escaped (format.md)
+        assert f"**{md(g.imlist[i])}**" in captions
     both = _tiles(at)
     at.radio(key="w_qmask").set_value("none").run()
     none = _tiles(ok(at))
@@ -351,10 +352,21 @@ def test_picked_reads_the_customdata():
     assert views.picked(Ev()) is None and views.picked(None) is None
 
 
+def axis_chart(at, title: str) -> tuple[dict, object]:
+    """The Plotly figure (JSON) whose x axis title starts with *title*, and its element."""
+    for el in at.get("plotly_chart"):
+        spec = json.loads(el.proto.spec)
+        xt = spec.get("layout", {}).get("xaxis", {}).get("title", {}).get("text", "")
+        if xt.startswith(title):
+            return spec, el
+    raise AssertionError(f"no chart with x axis {title!r}")
+
+
 def test_per_query_bars_are_sorted_and_named(engine):
     at = app(m=METHOD)
-    spec = chart(at, "AP per query")
-    bars = spec["data"][0]
+    spec, el = axis_chart(at, "AP · medium")
+    rows, bars = spec["data"]  # a full-width click target under every row, the values
+    assert rows["customdata"] == bars["customdata"] and rows["y"] == bars["y"]
     from bench.metrics.revisited import evaluate_revisited
 
     g = engine["gnd"]
@@ -364,11 +376,26 @@ def test_per_query_bars_are_sorted_and_named(engine):
     vals = [ap[q] for q in order]
     finite = [v for v in vals if not math.isnan(v)]
     assert finite == sorted(finite) and vals[:len(finite)] == finite  # NaN last
-    assert bars["x"] == [g.qimlist[q] for q in order]  # names, not 0..N
+    # horizontal bars, worst at the top, every one named and BAR_PX high; clickable
+    assert bars["orientation"] == "h" and spec["layout"]["yaxis"]["autorange"] == "reversed"
+    assert bars["y"] == [g.qimlist[q] for q in order]  # names, not 0..N
+    assert spec["layout"]["height"] >= 20 * g.n_queries
+    assert el.proto.selection_mode  # points can be selected
 
 
-def test_gpr_worst_categories_is_a_selectable_table():
+def test_gpr_category_bars_show_every_category_worst_first(small_demo):  # noqa: F811
+    from bench.evaluate import run_gpr1200
+
+    imgs, res = run_gpr1200(small_demo.gpr_images, embeddings=small_demo.gpr_embeddings)
+    want = {int(c): 100 * float(np.mean(res.ap[imgs.categories == c]))
+            for c in np.unique(imgs.categories).tolist()}
     at = page(app(), "gpr1200")
-    df = next(d.value for d in at.dataframe if "category" in d.value.columns)
-    assert 0 < len(df) <= 10
-    assert at.dataframe[0].proto.selection_mode  # rows can be selected
+    spec, el = axis_chart(at, "mean AP")
+    bars = spec["data"][1]
+    cats = [int(c) for c in bars["customdata"]]
+    assert sorted(cats) == sorted(want)  # every category once
+    means = [float(v) for v in bars["x"]]
+    assert means == pytest.approx([want[c] for c in cats])
+    assert means == sorted(means)  # worst first
+    assert spec["layout"]["height"] >= 20 * len(cats)
+    assert el.proto.selection_mode

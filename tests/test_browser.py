@@ -389,7 +389,7 @@ def test_first_request_to_a_page_on_a_fresh_server(app_env, browser, tmp_path, p
             assert pg.locator('.st-key-w_src').count() == 1  # the data-source sidebar
             assert pg.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]'
                               ).count() == 2
-            nav = pg.locator('[data-testid="stSidebarNav"] a')
+            nav = pg.locator('.st-key-app_nav a')  # the app's own menu (routing.menu)
             assert nav.count() == len(routing.PAGES)
             assert pg.locator('[role="dialog"]').count() == 0
             no_exception(pg)

@@ -113,14 +113,17 @@ def test_query_tiles_show_the_regions(server, page, engine):  # noqa: F811
     main = page.locator('[data-testid="stMain"]').inner_text()
     for i in ranks[:10, q].tolist():  # names are text, in rank order
         assert g.imlist[i] in main
-    pos = [main.index(g.imlist[i], main.index("Top 10")) for i in ranks[:10, q].tolist()]
-    assert pos == sorted(pos)
+    tiles = [page.locator(f".st-key-qtile_{r}").inner_text() for r in range(1, 11)]
+    assert all(g.imlist[i] in t for i, t in zip(ranks[:10, q].tolist(), tiles, strict=True))
     shot(page, "query_regions_both")
+    page.get_by_role("button", name="Tiles").click()  # the tiles' look: a popover
     page.locator(".st-key-w_qmask").get_by_text("Error colours", exact=True).click()
     page.wait_for_url("**qmask=errors**")
     settle(page)
     no_exception(page)
     shot(page, "query_regions_errors")
+    if not page.locator(".st-key-w_qframe").is_visible():
+        page.get_by_role("button", name="Tiles").click()
     page.locator(".st-key-w_qframe").get_by_text("Pass / fail at t", exact=True).click()
     page.wait_for_url("**qframe=pass**")
     settle(page)
@@ -168,11 +171,22 @@ def test_clicking_an_iou_bin_lists_its_pairs(server, page, engine):  # noqa: F81
     no_exception(page)
 
 
-def test_selecting_a_worst_category_shows_its_neighbours(server, page):  # noqa: F811
+def test_clicking_a_category_bar_shows_its_neighbours(server, page):  # noqa: F811
     url, _ = server
     open_page(page, url + "/gpr1200")
+    page.wait_for_selector(".st-key-cat_bars .trace.bars")
+    settle(page)
+    rows = page.locator(".st-key-cat_bars .trace.bars").nth(0).locator(".point path")
+    label = page.evaluate("""() => [...document.querySelectorAll(
+        '.st-key-cat_bars .yaxislayer-above text')].map(t => [t.getBoundingClientRect().y,
+        t.textContent]).sort((a, b) => a[0] - b[0])[0][1]""")  # the worst category
+    b = rows.nth(0).bounding_box()
     before = page.url
-    select_first_row(page, "worst_cats", "**gq=**")
-    assert page.url != before and not math.isnan(float(re.search(r"gq=(\d+)", page.url)[1]))
+    page.mouse.click(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
+    page.wait_for_function(f"() => location.href !== {before!r}")
+    settle(page)
+    assert not math.isnan(float(re.search(r"gq=(\d+)", page.url)[1]))
+    # the chosen category is the clicked (worst) one
+    assert page.locator(".st-key-w_gcat").inner_text().strip().endswith(label.strip())
     no_exception(page)
     shot(page, "gpr1200_worst_category")

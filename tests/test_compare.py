@@ -240,7 +240,11 @@ def _paths(bench, method):
             f"{pixel_stem}.npy")
 
 
-def _ref_per_query_map_at_k(ranks, gnd, ious, setup, ignored):
+def _ref_per_query_map_at_k(ranks, gnd, ious, setup, ignored, protocol="official"):
+    """§6.1 v_q: the mean over t of q's AP_t, 0 at a t where no positive survives.
+    official AP_t: N = the survivors; strict (§2.3): N = all the setup's positives, i.e.
+    the survivors' AP scaled by |survivors| / N (the non-survivors are ordinary images
+    either way)."""
     out = []
     for q, g in enumerate(gnd):
         positives, junk = reference.setup_lists(g, setup)
@@ -251,7 +255,10 @@ def _ref_per_query_map_at_k(ranks, gnd, ious, setup, ignored):
         total = 0.0
         for t in reference.THRESHOLDS:
             surv = [i for i in positives if ious.get((q, int(i)), (0.0, 0.0))[0] > t]
-            total += reference.ref_revisited_ap(col, surv, junk) if surv else 0.0
+            a = reference.ref_revisited_ap(col, surv, junk) if surv else 0.0
+            if protocol == "strict":
+                a *= len(set(surv)) / len(set(positives))
+            total += a
         out.append(total / len(reference.THRESHOLDS))
     return out
 
@@ -330,7 +337,7 @@ def test_per_query_values_match_cli_outputs_and_reference(two_methods, capsys, p
             np.testing.assert_allclose(
                 np.array(pq[f"mIoU-bbox/{setup}"][m], dtype=float),
                 ref_miou[setup]["per_query_bbox"], rtol=0, atol=1e-12, equal_nan=True)
-            ref_v = _ref_per_query_map_at_k(ranks, b.gnd, ious, setup, {56, 63})
+            ref_v = _ref_per_query_map_at_k(ranks, b.gnd, ious, setup, {56, 63}, protocol)
             np.testing.assert_allclose(np.array(pq[f"mAP@k/{setup}"][m], dtype=float), ref_v,
                                        rtol=0, atol=1e-12, equal_nan=True)
             # the documented relation to the reported mAP@k: mean v = mean_t mAP_t D_t / n
@@ -340,8 +347,11 @@ def test_per_query_values_match_cli_outputs_and_reference(two_methods, capsys, p
                 nonempty = 0
                 for q, g in enumerate(b.gnd):
                     pos, _ = reference.setup_lists(g, setup)
-                    if q not in (56, 63) and any(ious.get((q, int(i)), (0, 0))[0] > t
-                                                 for i in pos):
+                    # official D_t: queries with a positive above t (+ the 2 ignored);
+                    # strict D_t (§2.3, N = all positives): every query with a positive
+                    if q not in (56, 63) and (
+                            (protocol == "strict" and len(pos) > 0)
+                            or any(ious.get((q, int(i)), (0, 0))[0] > t for i in pos)):
                         nonempty += 1
                 d_t = nonempty + (2 if protocol == "official" else 0)
                 m_t = pix[setup]["mAP_t"][reference.threshold_key(t)]
@@ -351,6 +361,9 @@ def test_per_query_values_match_cli_outputs_and_reference(two_methods, capsys, p
                 total += m_t * d_t / n
             assert comp["per_query_mean"][f"mAP@k/{setup}"][m] == pytest.approx(total / 10,
                                                                                 abs=1e-12)
+            if protocol == "strict":  # v_q is exactly the strict mAP@k's summand
+                assert comp["per_query_mean"][f"mAP@k/{setup}"][m] == pytest.approx(
+                    pix[setup]["mAP@k"], abs=1e-12)
     _assert_p_values_from_deltas(comp)
     if protocol == "strict":
         assert "mAP@k-seg/medium" in pq

@@ -571,3 +571,202 @@ def test_images_never_open_a_fifo(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, preexec_fn=_cap_memory)
     assert proc.stdout.split() == ["None"] * 4, proc.stderr
+
+
+# ---------------------------------------------------------------- images bounded by pixels
+# (issue 19 item 2; docs/PROTOCOLS.md §8 rule 9). Every decode of bench goes through
+# bench.formats.images: the header's size is checked against the caps before any pixel is
+# decoded, and a picture wanted small is decoded small (JPEG draft, reduce otherwise).
+
+MB = 1 << 20
+
+# Runs in a child under the address-space cap; prints what each image function gave and
+# the growth of the peak resident memory (VmHWM) over the process after its imports.
+_IMAGE_CHILD = """
+import json, sys
+from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401 (imports, not the request)
+from bench import render, thumbs
+from bench.errors import BenchError
+from bench.formats import images
+
+def hwm():
+    with open("/proc/self/status") as fh:
+        return int([ln for ln in fh if ln.startswith("VmHWM")][0].split()[1]) * 1024
+
+path, name, target = sys.argv[1], sys.argv[2], int(sys.argv[3])
+base = hwm()
+out = {}
+def call(key, fn):
+    try:
+        out[key] = ["ok", repr(fn())]
+    except BenchError as exc:
+        out[key] = ["error", str(exc), type(exc).__name__]
+call("decode", lambda: images.decode(path, target=target).size)
+call("probe", lambda: images.probe(path))
+call("load_thumbnail", lambda: thumbs.load_thumbnail(path)[1])
+call("load_scaled", lambda: thumbs.load_scaled(path, max_side=1600)[0].size)
+out["open_image"] = thumbs.open_image(path, max_side=target) is None
+out["image_size"] = thumbs.image_size(path)
+out["thumbnail"] = list(thumbs.thumbnail(path, name).size)
+out["tile_bytes"] = len(thumbs.tile_jpeg(path, name, (200, 0, 0), badge="#1"))
+out["growth"] = hwm() - base
+out["peak"] = hwm()
+print(json.dumps(out))
+"""
+
+
+def run_image_functions(path, target: int = 200, env: dict | None = None) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _IMAGE_CHILD, str(path), Path(path).name,
+                           str(target)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          preexec_fn=_cap_memory, env={**os.environ, **(env or {})})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, info(proc)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def image_bombs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("image_bombs")
+    return {
+        # 169 megapixels of RGBA (2.7 GB decoded) in about 657 KB
+        "square": fixtures.write_constant_png(d / "square.png", 13000, 13000),
+        # 10^8 pixels in one column (grey): the tall case
+        "tall": fixtures.write_constant_png(d / "tall.png", 1, 10**8, channels=1),
+        # 1 megapixel in one row: under the pixel cap, above the side cap
+        "strip": fixtures.write_constant_png(d / "strip.png", 1_000_000, 1, channels=1),
+    }
+
+
+def test_13000_square_png_is_refused_from_its_header(image_bombs):
+    path = image_bombs["square"]
+    assert 600_000 < path.stat().st_size < 700_000  # the issue's 657 KB file
+    out = run_image_functions(path)
+    for key in ("decode", "probe", "load_thumbnail", "load_scaled"):
+        kind, msg, cls = out[key]
+        assert kind == "error" and cls == "ImageTooLarge", out
+        assert msg.startswith(f"image too large in {path}: 13,000 x 13,000 px = 169.0 MP"), msg
+        assert "--max-pixels" in msg and "BENCH_MAX_PIXELS" in msg
+    assert out["open_image"] is True and out["image_size"] is None
+    assert out["thumbnail"] == [thumbs.THUMB_PX, thumbs.THUMB_PX]  # the placeholder tile
+    assert out["tile_bytes"] > 0
+    # the whole request (every function above) costs no pixel buffer
+    assert out["peak"] < 300 * MB, out
+    assert out["growth"] < 20 * MB, out
+
+
+def test_placeholder_note_names_the_size(image_bombs):
+    path = image_bombs["square"]
+    with pytest.raises(BenchError) as e:
+        thumbs.load_thumbnail(path)
+    note = thumbs.problem_note(e.value)
+    assert note == "too large: 13,000 x 13,000 px (cap 40.0 MP)"
+    tile = thumbs.thumbnail(path, "square.png")
+    assert tile.size == (thumbs.THUMB_PX, thumbs.THUMB_PX)
+    colours = tile.getcolors(1 << 16)
+    assert colours is not None and len(colours) > 2  # grey tile with text drawn on it
+
+
+def test_tall_image_is_refused_by_the_pixel_cap_and_by_the_side_cap(image_bombs):
+    path = image_bombs["tall"]
+    out = run_image_functions(path)
+    kind, msg, cls = out["decode"]
+    assert cls == "ImageTooLarge" and "1 x 100,000,000 px = 100.0 MP" in msg, msg
+    assert out["peak"] < 300 * MB and out["thumbnail"] == [thumbs.THUMB_PX] * 2
+    # with the pixel cap raised, the side cap still refuses it, still from the header
+    out = run_image_functions(path, env={"BENCH_MAX_PIXELS": "200000000"})
+    kind, msg, cls = out["decode"]
+    assert cls == "ImageTooLarge" and "a side of 100,000,000 px is above the cap of 30,000" \
+        in msg, msg
+    assert out["peak"] < 300 * MB, out
+
+
+def test_side_cap_alone(image_bombs):
+    from bench.formats import images
+
+    path = image_bombs["strip"]
+    with pytest.raises(images.ImageTooLarge, match=r"1,000,000 x 1 px: a side of 1,000,000 px"):
+        images.decode(path, target=200)
+    assert images.decode(path, target=200, max_side=2_000_000).size == (200, 1)
+
+
+def test_pixel_cap_is_settable(tmp_path, monkeypatch):
+    from bench.formats import images
+
+    path = fixtures.write_constant_png(tmp_path / "a.png", 300, 200, channels=3)
+    assert images.decode(path).size == (300, 200)
+    with pytest.raises(images.ImageTooLarge, match="300 x 200 px = 60,000 px, above the cap "
+                                                   "of 50,000 px"):
+        images.decode(path, max_pixels=50_000)
+    monkeypatch.setenv("BENCH_MAX_PIXELS", "50000")
+    with pytest.raises(images.ImageTooLarge):
+        images.probe(path)
+    assert thumbs.image_size(path) is None
+    monkeypatch.setenv("BENCH_MAX_PIXELS", "lots")
+    with pytest.raises(BenchError, match=r"\$BENCH_MAX_PIXELS: 'lots' must be a positive"):
+        images.limits()
+    monkeypatch.delenv("BENCH_MAX_PIXELS")
+    assert images.limits() == (images.DEFAULT_MAX_PIXELS, images.DEFAULT_MAX_SIDE)
+
+
+def test_cli_image_caps_are_validated(tmp_path):
+    f = fixtures.make_random_revisited(np.random.default_rng(0), tmp_path, 3, 10)
+    proc = run_bench("revisited", "--gnd", f.gnd_path, "--ranks", f.ranks_path,
+                     "--max-pixels", "0")
+    assert_error(proc, "--max-pixels/--max-side", "must be positive")
+
+
+@pytest.mark.parametrize("channels,side,bound", [(3, 6000, 1.6), (4, 4000, 2.7)],
+                         ids=["rgb-36MP", "rgba-16MP"])
+def test_reduced_decoding_bounds_memory_below_the_cap(tmp_path, channels, side, bound):
+    """An image under the cap but far larger than wanted: decoded once (Pillow keeps RGB
+    and RGBA at 4 bytes a pixel), shrunk in its own mode before any colour conversion
+    (docs/PROTOCOLS.md §8 rule 9); with alpha, Pillow shrinks a premultiplied copy. The
+    worst call (``load_scaled`` to 1600 px: a Lanczos pass without ``reduce``) measured
+    1.5x (RGB) and 2.6x (RGBA) the decoded size; converting to RGB first, as before,
+    costs about 3.6x for RGBA."""
+    path = fixtures.write_constant_png(tmp_path / "big.png", side, side, channels=channels,
+                                       level=1)
+    decoded = side * side * 4
+    out = run_image_functions(path)
+    assert out["decode"] == ["ok", "(200, 200)"], out
+    assert out["load_thumbnail"] == ["ok", f"({side}, {side})"]
+    assert out["load_scaled"] == ["ok", "(1600, 1600)"]
+    assert out["growth"] < bound * decoded, (out["growth"] / decoded, out)
+
+
+def test_jpeg_is_decoded_at_a_reduced_scale(tmp_path):
+    """``draft``: a 6000 x 4000 JPEG (96 MB decoded: Pillow's RGB is 4 bytes a pixel)
+    decoded at 1/8 scale for a thumbnail and at 1/2 for the 1600 px pair view (24 MB,
+    the largest call here; measured 44 MB of growth in all)."""
+    from PIL import Image
+
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (6000, 4000), (90, 140, 30)).save(path, quality=80)
+    out = run_image_functions(path)
+    assert out["decode"] == ["ok", "(200, 133)"], out
+    assert out["load_scaled"] == ["ok", "(1600, 1067)"], out
+    assert out["growth"] < 70 * MB, out  # a full decode alone is 96 MB
+
+
+def test_formats_outside_the_list_are_not_tried(tmp_path):
+    """An EPS file (Pillow's EPS plugin runs Ghostscript) named like a JPEG is refused as
+    not an image, before any plugin but the listed formats' sees it."""
+    from bench.formats import images
+
+    path = tmp_path / "x.jpg"
+    path.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    with pytest.raises(BenchError, match=r"unreadable image in .*x\.jpg: not an image in a "
+                                         r"known format \(JPEG, PNG"):
+        images.decode(path)
+    assert thumbs.open_image(path) is None
+
+
+def test_truncated_png_is_unreadable_not_a_crash(tmp_path):
+    from bench.formats import images
+
+    full = fixtures.write_constant_png(tmp_path / "full.png", 2000, 2000, channels=3)
+    cut = tmp_path / "cut.png"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BenchError, match=r"unreadable image in .*cut\.png"):
+        images.decode(cut, target=100)
+    assert thumbs.thumbnail(cut, "cut.png").size == (thumbs.THUMB_PX, thumbs.THUMB_PX)

@@ -45,10 +45,12 @@ def test_official_preset_values():
     # the released code's rules, as listed in docs/PROTOCOLS.md §4
     assert OFFICIAL == Protocol(canvas="square", unpredicted_easy="skip",
                                 empty_query="nan_mean", ignored_in_denominator=True,
-                                threshold_iou=("bbox",), pk_rule="official_kq")
+                                threshold_iou=("bbox",), pk_rule="official_kq",
+                                n_at_threshold="surviving", gpr_scores="released")
     assert STRICT == Protocol(canvas="image", unpredicted_easy="zero",
                               empty_query="leave_out", ignored_in_denominator=False,
-                              threshold_iou=("bbox", "seg"), pk_rule="textbook")
+                              threshold_iou=("bbox", "seg"), pk_rule="textbook",
+                              n_at_threshold="all", gpr_scores="exact")
 
 
 def test_of_accepts_names_and_objects():
@@ -72,6 +74,7 @@ def test_name_of_presets_and_custom():
     ("canvas", "round"), ("unpredicted_easy", "drop"), ("empty_query", "zero"),
     ("ignored_in_denominator", "yes"), ("threshold_iou", ("seg",)),
     ("threshold_iou", ("bbox", "bbox")), ("threshold_iou", ()), ("pk_rule", "kq"),
+    ("n_at_threshold", "survivors"), ("gpr_scores", "float32"),
 ])
 def test_invalid_field_values_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
@@ -202,8 +205,9 @@ def test_ignored_in_denominator_field(tmp_path):
 def test_threshold_iou_field(tmp_path):
     # q0: positive 0 predicted by the triangle (bbox IoU 1, seg IoU 0.64: 64 of the 100
     # canvas pixels), ranked second behind a negative -> AP 0.25; q1: perfect -> AP 1.
-    # bbox: both survive every t -> 0.625. seg: q0 survives t <= 0.60 (3 thresholds) and
-    # is empty above -> (3 * 0.625 + 7 * 1) / 10 = 0.8875.
+    # bbox: both survive every t -> 0.625. seg: q0 survives t <= 0.60 (3 thresholds);
+    # above, n_at_threshold "surviving": q0 is empty and leaves -> (3 * 0.625 + 7 * 1) / 10
+    # = 0.8875 (mAP_t 1); "all": q0 has AP_t 0 -> (3 * 0.625 + 7 * 0.5) / 10 = 0.5375.
     gnd = make_gnd(tmp_path, [{"easy": [0], "hard": [], "junk": []},
                               {"easy": [1], "hard": [], "junk": []}], 3)
     ranks = np.array([[2, 1], [0, 0], [1, 2]])
@@ -221,13 +225,51 @@ def test_threshold_iou_field(tmp_path):
             assert r.setups["medium"].map_at_k == pytest.approx(0.625, abs=1e-12)
         assert bbox_only.setups["medium"].map_at_k_seg is None
         assert bbox_only.setups["medium"].map_t_seg is None
-        assert both.setups["medium"].map_at_k_seg == pytest.approx(0.8875, abs=1e-12)
+        surviving = base.n_at_threshold == "surviving"
+        assert both.setups["medium"].map_at_k_seg == pytest.approx(
+            0.8875 if surviving else 0.5375, abs=1e-12)
         assert both.setups["medium"].map_t_seg["0.60"] == pytest.approx(0.625, abs=1e-12)
-        assert both.setups["medium"].map_t_seg["0.65"] == pytest.approx(1.0, abs=1e-12)
+        assert both.setups["medium"].map_t_seg["0.65"] == pytest.approx(
+            1.0 if surviving else 0.5, abs=1e-12)
         seg_ap = both.setups["medium"].per_query_ap_t_seg  # (thresholds, queries)
         assert bbox_only.setups["medium"].per_query_ap_t_seg is None
         assert seg_ap[:3, 0] == pytest.approx([0.25] * 3, abs=1e-12)
-        assert np.isnan(seg_ap[3:, 0]).all() and (seg_ap[:, 1] == 1.0).all()
+        assert (np.isnan(seg_ap[3:, 0]).all() if surviving else (seg_ap[3:, 0] == 0).all())
+        assert (seg_ap[:, 1] == 1.0).all()
+
+
+def test_n_at_threshold_field(tmp_path):
+    # one query, easy {1, 2}; ranking [0, 1, 2] (image 0 a negative); bbox IoU of pair 1
+    # is 0.6 (HALF), of pair 2 is 1. Positions 1 and 2.
+    # t <= 0.55: both hit -> AP = ((0/1 + 1/2)/2 + (1/2 + 2/3)/2) / 2 = (1/4 + 7/12) / 2
+    #   = 5/12 under both rules.
+    # t >= 0.60 (8 thresholds): only 2 is a hit, at position 2, 1 an ordinary image.
+    #   "surviving": N = 1 -> AP = (0/2 + 1/3)/2 = 1/6;
+    #   "all":       N = 2 -> AP = 1/12.
+    # mAP@k: surviving (2 * 5/12 + 8 * 1/6) / 10 = 13/60; all (2 * 5/12 + 8/12) / 10 = 3/20.
+    # A second query whose only positive has IoU 0.5 (rows 0..4 of 10: 50/100; 0.5 > t
+    # fails at every t >= 0.50): "surviving" -> empty at every t, it leaves; "all" ->
+    # AP_t = 0, it halves every mAP_t.
+    gnd = make_gnd(tmp_path, [{"easy": [1, 2], "hard": [], "junk": []},
+                              {"easy": [0], "hard": [], "junk": []}], 3)
+    ranks = np.array([[0, 0], [1, 1], [2, 2]])
+    fifty = np.array([[0, 0], [10, 0], [10, 4], [0, 4]], dtype=np.float64)  # IoU 0.5
+    gt = {(0, 1): [SQUARE10], (0, 2): [SQUARE10], (1, 0): [SQUARE10]}
+    preds = {(0, 1): HALF, (0, 2): SQUARE10, (1, 0): fifty}
+    scan = bench_revisited.scan_ranks(ranks, gnd)
+    for base in (OFFICIAL, STRICT):
+        pairs = bench_pixel.compute_pair_ious(gnd, gt, preds, protocol=base,
+                                              image_sizes={p: (10, 10) for p in gt})
+        surv = base.replace(n_at_threshold="surviving")
+        allp = base.replace(n_at_threshold="all")
+        m, mt, per_q = bench_pixel.map_at_k(scan, gnd, pairs, "medium", protocol=surv)
+        assert m == pytest.approx(13 / 60, abs=1e-12)
+        assert mt["0.60"] == pytest.approx(1 / 6, abs=1e-12) and np.isnan(per_q[:, 1]).all()
+        m, mt, per_q = bench_pixel.map_at_k(scan, gnd, pairs, "medium", protocol=allp)
+        assert m == pytest.approx(3 / 20 / 2, abs=1e-12)
+        assert mt["0.50"] == pytest.approx(5 / 24, abs=1e-12)
+        assert per_q[:, 0] == pytest.approx([5 / 12] * 2 + [1 / 12] * 8, abs=1e-12)
+        assert (per_q[:, 1] == 0).all()
 
 
 def test_pk_rule_field(tmp_path):

@@ -179,8 +179,9 @@ def test_bbox_iou_used_in_map_at_k(tmp_path):
     # query 1: positive 1 perfect (IoU 1), ranked first -> AP 1
     # bbox (official): both survive every t -> mAP_t = (0.25 + 1)/2 = 0.625 = mAP@k
     # seg (strict reports it too): query 0 survives t = 0.50, 0.55, 0.60 (0.64 > t) ->
-    #   0.625 there; for t >= 0.65 it is empty and leaves the denominator -> 1/1.
-    #   mAP@k_seg = (3 * 0.625 + 7 * 1) / 10 = 0.8875
+    #   0.625 there; for t >= 0.65 its positive is no hit, N stays 1 (strict §2.3): AP 0,
+    #   so mAP_t = (0 + 1)/2 = 0.5. mAP@k_seg = (3 * 0.625 + 7 * 0.5) / 10 = 0.5375
+    #   (the old rule, query 0 leaving the mean above 0.60, gave (3 * 0.625 + 7) / 10).
     gnd = make_gnd(tmp_path, [{"easy": [0], "hard": [], "junk": []},
                               {"easy": [1], "hard": [], "junk": []}], 3)
     ranks = np.array([[2, 1], [0, 0], [1, 2]])
@@ -195,9 +196,9 @@ def test_bbox_iou_used_in_map_at_k(tmp_path):
     st = bench_pixel.evaluate_pixel(gnd, gt, preds, ranks=ranks, protocol="strict",
                                     benchmark="none", image_sizes=sizes)
     assert st.setups["medium"].map_at_k == pytest.approx(0.625, abs=1e-12)
-    assert st.setups["medium"].map_at_k_seg == pytest.approx(0.8875, abs=1e-12)
+    assert st.setups["medium"].map_at_k_seg == pytest.approx(0.5375, abs=1e-12)
     assert st.setups["medium"].map_t_seg["0.60"] == pytest.approx(0.625, abs=1e-12)
-    assert st.setups["medium"].map_t_seg["0.65"] == pytest.approx(1.0, abs=1e-12)
+    assert st.setups["medium"].map_t_seg["0.65"] == pytest.approx(0.5, abs=1e-12)
 
 
 def test_iou_threshold_is_strict_and_failed_positives_are_not_junk(tmp_path):

@@ -224,12 +224,17 @@ def test_map_at_k_ignored_queries_and_strict_threshold():
     assert per_t[0.6] == pytest.approx(2 / 3) and per_t[0.85] == pytest.approx(2 / 3)
     assert per_t[0.9] == pytest.approx(0.5)
     assert m == pytest.approx((2 * 0.75 + 6 * 2 / 3 + 2 * 0.5) / 10)  # 0.65
-    # strict: the ignored query leaves the denominator too -> 1 everywhere
+    # strict: the ignored query leaves the denominator too (3 queries), and N = 1 (all
+    # positives) at every t, so a query whose positive fails t has AP_t = 0 and stays:
+    # t = .50, .55: 1 + 1 + 1 -> 3/3; t = .60 .. .85: 1 + 0 + 1 -> 2/3;
+    # t = .90, .95: 0 + 0 + 1 -> 1/3; mAP@k = (2 * 1 + 6 * 2/3 + 2 * 1/3) / 10 = 2/3
     m, per_t = ref_map_at_k(ranks, gnd, ious, "medium", {3}, "strict", "bbox")
-    assert m == pytest.approx(1.0)
-    # strict with seg IoU: every positive fails -> all queries empty -> NaN
-    m, _ = ref_map_at_k(ranks, gnd, ious, "medium", {3}, "strict", "seg")
-    assert math.isnan(m)
+    assert per_t[0.5] == pytest.approx(1.0) and per_t[0.85] == pytest.approx(2 / 3)
+    assert per_t[0.9] == pytest.approx(1 / 3) and per_t[0.95] == pytest.approx(1 / 3)
+    assert m == pytest.approx(2 / 3)
+    # strict with seg IoU: every positive fails -> AP_t = 0 for all three -> 0, a number
+    m, per_t = ref_map_at_k(ranks, gnd, ious, "medium", {3}, "strict", "seg")
+    assert m == 0.0 and all(v == 0.0 for v in per_t.values())
 
 
 def test_map_at_k_failed_positive_is_not_junk():
@@ -243,6 +248,12 @@ def test_map_at_k_failed_positive_is_not_junk():
     assert per_t[0.75] == pytest.approx(0.25)
     # at t = 0.80, 0.8 > 0.8 fails: the only query is empty -> 0 / (1 - 1): NaN
     assert math.isnan(per_t[0.8])
+    # strict: N = 2 (both positives) at every t; 6 the only hit at position 1 ->
+    # AP = (1/2)(0/1 + 1/2)/2 = 1/8; at t = 0.80 no hit -> AP 0 (defined)
+    _, per_t = ref_map_at_k(ranks, gnd, {(0, 5): 0.3, (0, 6): 0.8}, "medium",
+                            protocol="strict")
+    assert per_t[0.5] == pytest.approx(0.125) and per_t[0.75] == pytest.approx(0.125)
+    assert per_t[0.8] == 0.0 and per_t[0.95] == 0.0
 
 
 # ----------------------------------------------------------------------------- section 3

@@ -305,3 +305,36 @@ def test_blank_canvas_for_a_missing_image():
     canvas, s = render.blank_canvas(None, [np.array([[0, 0], [90, 40], [10, 60]])])
     assert canvas.size == (100, 70) and s == 1.0
     assert render.blank_canvas(None)[0].size == (200, 150)
+
+
+def test_error_map_on_a_reduced_image_samples_the_mask_under_each_pixel_centre():
+    """``error_map(scale=s)`` (an image decoded at a reduced size, docs/PROTOCOLS.md §8
+    rule 9): output pixel (x, y) shows the window mask at image pixel
+    (floor((x + .5) / s), floor((y + .5) / s)); checked against a plain double loop."""
+    rng = np.random.default_rng(5)
+    full_w, full_h, s = 64, 48, 0.375
+    origin = (7, 5)
+    pred = rng.random((30, 41)) < 0.5
+    gt = rng.random((30, 41)) < 0.5
+    masks = PairMasks(origin, pred, gt, canvas=None)
+    w, h = round(full_w * s), round(full_h * s)
+    img = Image.new("RGB", (w, h), (100, 100, 100))
+    got = np.asarray(render.error_map(img, masks, opacity=1.0, dim=0.0, scale=s))
+    colors = {k: np.array(v) for k, v in render.ERROR_COLORS.items()}
+    for y in range(h):
+        for x in range(w):
+            mx, my = int((x + 0.5) // s) - origin[0], int((y + 0.5) // s) - origin[1]
+            want = np.array([100, 100, 100])
+            if 0 <= mx < pred.shape[1] and 0 <= my < pred.shape[0]:
+                p, g = pred[my, mx], gt[my, mx]
+                if p and g:
+                    want = colors["tp"]
+                elif p:
+                    want = colors["fp"]
+                elif g:
+                    want = colors["fn"]
+            assert (got[y, x] == want).all(), (x, y)
+    # scale 1 is the pixel-for-pixel map
+    big = Image.new("RGB", (full_w, full_h), (100, 100, 100))
+    assert np.array_equal(np.asarray(render.error_map(big, masks, scale=1.0)),
+                          np.asarray(render.error_map(big, masks)))

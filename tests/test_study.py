@@ -17,7 +17,6 @@ import pickle
 import statistics
 import subprocess
 import sys
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -71,7 +70,8 @@ def tiny(tmp_path):
 def _definition(tiny, **kw):
     args = {"study": "s1", "gnd": tiny["gnd"], "gt": tiny["gt"],
             "conditions": "none,ground_truth,method:m1", "n_trials": 12, "catch": 0.25,
-            "seed": 7, "preds": tiny["preds"], "ious": tiny["ious"]}
+            "seed": 7, "preds": tiny["preds"], "ious": tiny["ious"],
+            "allow_repeats": True}  # 4 queries: a 12-trial study meets each 3 times
     args.update(kw)
     return D.make_definition(**args)
 
@@ -272,10 +272,12 @@ def test_csv_neutralises_formulas():
 
 
 # ---------------------------------------------------------------- the store
+# (assignment, one answer per trial, sessions, concurrent writers, kill -9, the import of
+# JSON Lines studies: tests/test_study_store.py)
 
 @pytest.fixture
 def store(tiny, tmp_path):
-    return ST.StudyStore.create(tmp_path / "studies" / "s1.jsonl", _definition(tiny))
+    return ST.StudyStore.create(_definition(tiny), tmp_path / "studies")
 
 
 def _answer_all(st, pid, *, hit=True, ms=1000.0):
@@ -287,240 +289,6 @@ def _answer_all(st, pid, *, hit=True, ms=1000.0):
                       y=INSIDE[1] if hit else OUTSIDE[1], browser_ms=ms)
         else:
             st.record(pid, t.id, answer="not_present", browser_ms=ms)
-
-
-def test_round_robin_assignment_persists_across_reopen(store):
-    rows = [store.assign(f"P{k}").row for k in range(1, 5)]
-    assert rows == [0, 1, 2, 0]
-    again = ST.StudyStore.open(store.path)  # a restarted server
-    assert {p: a.row for p, a in again.state().assignments.items()} == {
-        "P1": 0, "P2": 1, "P3": 2, "P4": 0}
-    n_lines = len(store.path.read_bytes().splitlines())
-    assert again.assign("P2").row == 1  # known: same row, nothing written
-    assert len(store.path.read_bytes().splitlines()) == n_lines
-    assert again.assign("P5").row == 1 and again.assign("P6").row == 2
-    assert [a.index for a in ST.read_study_file(store.path).assignments.values()] == list(
-        range(6))
-    with pytest.raises(ValueError, match="participant id"):
-        store.assign("../etc")
-
-
-def test_record_scores_and_refuses_a_repeat(store):
-    d = store.definition
-    store.assign("P1")
-    trials = store.trials("P1")
-    pos = next(t for t in trials if t.kind == "positive")
-    cat = next(t for t in trials if t.kind == "catch")
-    a = store.record("P1", pos.id, answer="click", x=15.5, y=12.0, browser_ms=812.5,
-                     server_ms=1020.0, hidden_ms=0, client_shown_ms=1.7e12)
-    assert (a.outcome, a.condition, a.row) == ("hit", d.condition_of(pos, 0), 0)
-    assert a.index == [t.id for t in trials].index(pos.id) + 1 and a.flags == ()
-    b = store.record("P1", cat.id, answer="click", x=1, y=1, browser_ms=500, hidden_ms=2500)
-    assert b.outcome == "false_alarm" and b.flags == ("hidden",) and not b.timed
-    with pytest.raises(ST.AlreadyAnswered, match="already answered"):
-        store.record("P1", pos.id, answer="not_present")
-    st = ST.read_study_file(store.path)
-    assert [x.outcome for x in st.answers] == ["hit", "false_alarm"]
-    assert [(r.participant, r.trial, r.why) for r in st.refused] == [
-        ("P1", pos.id, "already answered")]
-    assert st.answers[0] == a and st.problems == []
-    rep = T.report(st, n_resamples=99)
-    assert rep["problems"]["refused"][0]["why"] == "already answered"
-    # bad calls
-    with pytest.raises(BenchError, match="no assignment"):
-        store.record("P9", pos.id, answer="not_present")
-    with pytest.raises(BenchError, match="no trial"):
-        store.record("P1", "q99-i99", answer="not_present")
-    with pytest.raises(ValueError, match="click"):
-        store.record("P1", cat.id, answer="click")
-    with pytest.raises(ValueError, match="browser_ms"):
-        store.record("P1", cat.id, answer="timeout", browser_ms=float("nan"))
-    with pytest.raises(ValueError, match="no click position"):
-        store.record("P1", cat.id, answer="timeout", x=1, y=1)
-
-
-def test_two_threads_answer_the_same_trial_once(store):
-    store.assign("P1")
-    tid = store.trials("P1")[0].id
-    n = 8
-    barrier = threading.Barrier(n)
-    ok, refused = [], []
-
-    def worker(k):
-        st = ST.StudyStore.open(store.path)  # each tab has its own store object
-        barrier.wait()
-        try:
-            ok.append(st.record("P1", tid, answer="not_present", browser_ms=float(k)))
-        except ST.AlreadyAnswered:
-            refused.append(k)
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(ok) == 1 and len(refused) == n - 1
-    st = ST.read_study_file(store.path)
-    assert len(st.answers) == 1 and len(st.refused) == n - 1 and st.repeats == []
-
-
-_WORKER = r"""
-import sys
-from bench.study.store import StudyStore, AlreadyAnswered
-path, pid = sys.argv[1], sys.argv[2]
-st = StudyStore.open(path)
-st.assign("S")
-first = st.trials("S")[0].id
-try:
-    st.record("S", first, answer="not_present", browser_ms=1.0)
-    print("S-ok")
-except AlreadyAnswered:
-    print("S-refused")
-st.assign(pid)
-for t in st.trials(pid):
-    if t.kind == "positive":
-        st.record(pid, t.id, answer="click", x=15.0, y=15.0, browser_ms=700.0)
-    else:
-        st.record(pid, t.id, answer="timeout")
-"""
-
-
-def test_concurrent_processes_lose_nothing(store):
-    """Four processes write at once (each its own participant, all racing for a shared
-    participant's first trial): every answer is there, one answer of the shared trial."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(store.path), f"W{k}"],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for k in range(4)]
-    outs = [p.communicate() for p in procs]
-    assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
-    assert sorted(o.strip() for o, _ in outs) == ["S-ok", "S-refused", "S-refused",
-                                                  "S-refused"]
-    st = ST.read_study_file(store.path)
-    assert st.problems == [] and st.repeats == []
-    assert len(st.answers) == 4 * 12 + 1 and len(st.refused) == 3
-    idx = sorted(a.index for a in st.assignments.values())
-    assert idx == list(range(5))  # five distinct arrivals, rows round-robin
-    assert all(a.row == a.index % 3 for a in st.assignments.values())
-    for line in store.path.read_bytes().splitlines():
-        json.loads(line)  # every line intact
-
-
-_ACKER = r"""
-import sys, time
-from bench.study.store import StudyStore
-st = StudyStore.open(sys.argv[1])
-for k in range(1000):
-    pid = f"K{k}"
-    st.assign(pid)
-    for t in st.trials(pid):
-        st.record(pid, t.id, answer="timeout")
-        print(pid, t.id, flush=True)  # acknowledged: record() returned
-"""
-
-
-def test_every_acknowledged_answer_survives_kill_9(store):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    p = subprocess.Popen([sys.executable, "-c", _ACKER, str(store.path)], cwd=REPO, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    acked = []
-    for line in p.stdout:
-        acked.append(tuple(line.split()))
-        if len(acked) == 40:
-            p.kill()  # SIGKILL, mid-stream
-            break
-    p.wait()
-    acked += [tuple(x.split()) for x in p.stdout.read().splitlines() if x.strip()]
-    st = ST.read_study_file(store.path)
-    got = {(a.participant, a.trial) for a in st.answers}
-    assert len(acked) >= 40 and set(acked) <= got
-    # a new writer goes on where the killed one stopped (a torn last line is reported)
-    again = ST.StudyStore.open(store.path)
-    pid = acked[-1][0]
-    nxt = again.next_trial(pid)
-    if nxt is not None:
-        again.record(pid, nxt[1].id, answer="timeout")
-    assert len(ST.read_study_file(store.path).answers) == len(got) + (nxt is not None)
-
-
-def test_torn_write_and_hostile_lines_are_skipped_and_reported(store):
-    _answer_all(store, "P1")
-    with open(store.path, "ab") as f:  # a torn write: half a record, no newline
-        f.write(b'{"kind": "answer", "study": "s')
-    store.assign("P2")
-    t = store.trials("P2")[0]
-    store.record("P2", t.id, answer="timeout")  # starts on a fresh line, intact
-    with open(store.path, "ab") as f:
-        f.write(b'{"kind": "answer", "q": ' + b"7" * 5000 + b"}\n")  # a 5,000-digit integer
-        f.write(b"[" * 50_000 + b"]" * 50_000 + b"\n")
-        f.write(json.dumps({"kind": "answer", "participant": "P1"}).encode() + b"\n")
-        f.write(json.dumps(store.definition.to_json()).encode() + b"\n")
-    n_lines = len(store.path.read_bytes().splitlines())
-    torn = n_lines - 6  # then: P2's assignment, its answer, the four lines above
-    st = ST.read_study_file(store.path)
-    assert len(st.answers) == 13
-    got = [(p.line, p.why) for p in st.problems]
-    assert [ln for ln, _ in got] == [torn, torn + 3, torn + 4, torn + 5, torn + 6]
-    assert "not valid JSON" in got[0][1] and "digits" in got[1][1]
-    assert "nested" in got[2][1] and "second study definition" in got[4][1]
-    # the store reading incrementally sees the same
-    again = ST.StudyStore.open(store.path)
-    assert len(again.state().answers) == 13 and len(again.state().problems) == 5
-    json.dumps(T.report(st, n_resamples=99), allow_nan=False)
-
-
-def test_reader_refuses_answers_that_contradict_the_design(store):
-    store.assign("P1")
-    t = store.trials("P1")[0]
-    a = store.record("P1", t.id, answer="not_present")
-    rec = a.to_json()
-    other = next(c for c in store.definition.conditions if c != a.condition)
-    forged = [dict(rec, condition=other), dict(rec, participant="P9"),
-              dict(rec, trial="q99-i0"), dict(rec, outcome="hit"), dict(rec, x=5.0)]
-    with open(store.path, "a") as f:
-        for r in forged:
-            f.write(json.dumps(r) + "\n")
-        f.write(json.dumps(rec) + "\n")  # a plain repeat: reported, not counted
-    st = ST.read_study_file(store.path)
-    assert len(st.answers) == 1 and len(st.problems) == 5 and len(st.repeats) == 1
-    assert "first one stands" in st.repeats[0].why
-
-
-def test_sessions_refuse_a_second_tab(store):
-    store.assign("P1")
-    store.claim_session("P1", "tabA", now=1000.0)
-    with pytest.raises(ST.SessionActive, match="already active"):
-        store.claim_session("P1", "tabB", now=1010.0)
-    store.claim_session("P1", "tabA", now=1020.0)  # heartbeat
-    with pytest.raises(ST.SessionActive):
-        store.claim_session("P1", "tabB", now=1020.0 + ST.SESSION_TTL_S - 1)
-    assert store.active_sessions(now=1030.0) == ["P1"]
-    # tab A went away: after the ttl, B takes over and A can no longer record
-    store.claim_session("P1", "tabB", now=1020.0 + ST.SESSION_TTL_S + 1)
-    t = store.trials("P1")[0]
-    with pytest.raises(ST.SessionActive):
-        store.record("P1", t.id, answer="timeout", session="tabA",
-                     now=1020.0 + ST.SESSION_TTL_S + 2)
-    store.record("P1", t.id, answer="timeout", session="tabB",
-                 now=1020.0 + ST.SESSION_TTL_S + 2)
-    st = ST.read_study_file(store.path)
-    assert len(st.answers) == 1 and st.refused[0].why == "session not active"
-    store.release_session("P1", "tabB")
-    store.claim_session("P1", "tabC", now=1020.0 + ST.SESSION_TTL_S + 3)
-
-
-def test_create_refuses_an_existing_study_and_names_are_checked(store, tiny, tmp_path):
-    with pytest.raises(BenchError, match="study exists"):
-        ST.StudyStore.create(store.path, _definition(tiny))
-    for bad in ("", "../x", "a/b", ".hidden", "a b"):
-        with pytest.raises(ValueError):
-            ST.study_file(tmp_path, bad)
-    assert ST.study_link("s1") == "/study?study=s1"
-    assert ST.study_link("s1", "P07") == "/study?study=s1&p=P07"
-    with pytest.raises(BenchError, match="not a study"):
-        bad = tmp_path / "x.jsonl"
-        bad.write_text('{"kind": "design"}\n')
-        ST.StudyStore.open(bad)
 
 
 def test_default_data_dir(monkeypatch, tmp_path):
@@ -697,36 +465,36 @@ def test_friedman_and_holm_follow_ups_against_plain_formulas():
     assert [e["wilcoxon"]["p_holm"] for e in pw] == pytest.approx(expect)
 
 
-def test_item_mcnemar_against_hand_counts():
-    # pair q1-i1, file order A, D, C, B: a = A hit, C miss; b = D miss, B hit.
-    #   arrival A 0, B 1, C 2, D 3 -> items (A, B) hit/hit and (C, D) miss/miss
-    # pair q2-i2: a = A hit, C hit; b = B hit -> one item hit/hit, C unmatched
-    # pair q3-i3: a = A hit; b = B miss -> hit in a only; a catch trial is ignored
+def test_item_tests_pair_the_same_item_across_conditions():
+    """An item is a query object; its hit rate per condition over the participants who
+    saw it there (hand counts). Query 1: a 2/2, b 0/1 -> d = 1; query 2: a 1/2, b 1/1 ->
+    d = -0.5; query 3: a 1/1, b 0/1 -> d = 1; query 4 only in b (left out); a catch
+    trial is ignored."""
     ans = [_answer("A", "q1-i1", "a", "positive", "hit"),
-           _answer("D", "q1-i1", "b", "positive", "miss"),
-           _answer("C", "q1-i1", "a", "positive", "miss"),
-           _answer("B", "q1-i1", "b", "positive", "hit"),
+           _answer("C", "q1-i5", "a", "positive", "hit"),
+           _answer("B", "q1-i1", "b", "positive", "miss"),
            _answer("A", "q2-i2", "a", "positive", "hit"),
+           _answer("C", "q2-i2", "a", "positive", "miss"),
            _answer("B", "q2-i2", "b", "positive", "hit"),
-           _answer("C", "q2-i2", "a", "positive", "hit"),
            _answer("A", "q3-i3", "a", "positive", "hit"),
            _answer("B", "q3-i3", "b", "positive", "miss"),
-           _answer("A", "q4-i4", "b", "catch", "false_alarm")]
-    e = T.item_tests(ans, ["a", "b"], {"A": 0, "B": 1, "C": 2, "D": 3})["pairwise"][0]
-    assert (e["n_items"], e["both"], e["only_a"], e["only_b"], e["neither"]) == (4, 2, 1, 0, 1)
-    assert e["p_exact"] == pytest.approx(_plain_exact_binomial(1, 0))  # = 1.0
-    assert e["odds_ratio"] is None and e["difference"] == pytest.approx(0.25)
-    # matched by arrival, not by file order: other arrivals, other items
-    e2 = T.item_tests(ans, ["a", "b"], {"A": 0, "D": 1, "C": 2, "B": 3})["pairwise"][0]
-    assert (e2["both"], e2["only_a"], e2["only_b"], e2["neither"]) == (1, 2, 1, 0)
-    assert e2["odds_ratio"] == 2.0
-    # a lopsided case: 9 discordant all one way
+           _answer("B", "q4-i4", "b", "positive", "hit"),
+           _answer("A", "q5-i4", "b", "catch", "false_alarm")]
+    e = T.item_tests(ans, ["a", "b"])["pairwise"][0]
+    assert (e["n_items"], e["a_higher"], e["b_higher"], e["ties"]) == (3, 2, 1, 0)
+    assert e["mean_diff"] == pytest.approx((1 - 0.5 + 1) / 3)
+    assert e["sign_test_p"] == pytest.approx(_plain_exact_binomial(2, 1))
+    ref = stats.wilcoxon([1.0, 0.5, 1.0], [0.0, 1.0, 0.0], zero_method="wilcox")
+    assert e["wilcoxon"]["p"] == pytest.approx(ref.pvalue)
+    # the order of arrival plays no part any more
+    assert T.item_tests(ans[::-1], ["a", "b"])["pairwise"][0]["a_higher"] == 2
+    # a lopsided case: 9 items all higher in a
     many = []
     for j in range(9):
         many += [_answer(f"X{j}", f"q{j}-i{j}", "a", "positive", "hit"),
                  _answer(f"Y{j}", f"q{j}-i{j}", "b", "positive", "miss")]
-    e9 = T.item_tests(many, ["a", "b"], {})["pairwise"][0]
-    assert e9["only_a"] == 9 and e9["p_exact"] == pytest.approx(2 / 2 ** 9)
+    e9 = T.item_tests(many, ["a", "b"])["pairwise"][0]
+    assert e9["a_higher"] == 9 and e9["sign_test_p"] == pytest.approx(2 / 2 ** 9)
 
 
 def test_human_vs_machine_against_hand_counts(tiny):
@@ -786,9 +554,13 @@ def test_report_of_a_simulated_study(store):
     assert set(rep["paired"]) == set(T.MEASURES)
     hr = rep["paired"]["hit_rate"]
     assert hr["friedman"]["n"] == 6 and len(hr["pairwise"]) == 3
-    assert rep["items"]["pairwise"][0]["n_items"] == 9 * 2  # 9 pairs x 2 cycles
+    # items are query objects; every item shown in every condition after one cycle
+    assert rep["items"]["pairwise"][0]["n_items"] == len(
+        {t.q for t in d.trials if t.kind == "positive"})
+    assert rep["flow"]["analysed"] == 6 and rep["n_participants"] == 6
+    assert set(rep["model"]) == {"reference", "correct", "sdt", "time"}
     text = T.format_report(rep)
-    assert "Friedman" in text and "McNemar" in text
+    assert "Friedman" in text and "sign test" in text and "flow: opened 6" in text
 
 
 # ---------------------------------------------------------------- command line
@@ -805,33 +577,30 @@ def test_cli_new_and_report(pixel_benchmark, tmp_path):
     out = _cli("study", "new", "pilot", "--dataset", "roxford5k", "--root", root,
                "--conditions", f"none,ground_truth,method:{pixel_benchmark.method}",
                "--trials", "9", "--catch", "0.2", "--seed", "5", "--data-dir", str(data),
-               "--json")
+               "--allow-repeats", "--sims", "0", "--json")  # 8 queries: 9 trials repeat one
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
-    assert d == {"study": "pilot", "file": str(data / "pilot.jsonl"),
-                 "link": "/study?study=pilot"}
+    assert d.pop("power") is None and d.pop("design")["meetings_per_query"] == 2
+    assert d == {"study": "pilot", "database": str(data.absolute() / ST.DB_FILE),
+                 "platform": "none", "link": "/take?study=pilot", "completion_code": None,
+                 "completion_url": None}
     assert "no images folder" in out.stderr
-    st = ST.StudyStore.open(d["file"])
+    st = ST.StudyStore.open("pilot", data)
     assert st.definition.n_catch == 2 and st.definition.root == root
     for k in range(4):
         _answer_all(st, f"P{k}", hit=k % 2 == 0)
-    with open(d["file"], "ab") as f:
-        f.write(b'{"kind": "answer", "q": ' + b"1" * 5000 + b"}\n")
     rep = _cli("study", "report", "pilot", "--data-dir", str(data), "--json")
     assert rep.returncode == 0, rep.stderr
     r = json.loads(rep.stdout)
-    state = ST.read_study_file(d["file"])
-    n_line = len(Path(d["file"]).read_bytes().splitlines())
-    assert r["problems"]["skipped_lines"] == [str(p) for p in state.problems]
-    assert f"line {n_line}" in r["problems"]["skipped_lines"][0]
-    assert f"line {n_line}" in rep.stderr
+    state = st.state()
+    assert r["problems"]["skipped_lines"] == []
     hits = {c: sum(a.outcome == "hit" for a in state.answers if a.condition == c)
             for c in st.definition.conditions}
     assert {c: v["hits"] for c, v in r["conditions"].items()} == hits
     assert r["participants"]["completed"] == 4
-    for legacy_form in (["study", d["file"]], ["study", "report", d["file"]]):
+    for legacy_form in (["study", str(st.path)], ["study", "report", str(st.path)]):
         table = _cli(*legacy_form)
-        assert table.returncode == 0 and "participants: 4 assigned" in table.stdout
+        assert table.returncode == 0 and "flow: opened 4" in table.stdout
     # bad input: exit 2 and one error line
     for args, what in (
             (["study", "new", "pilot", "--dataset", "roxford5k", "--root", root,
@@ -864,12 +633,13 @@ def test_cli_new_on_the_demo_without_root(tmp_path, monkeypatch):
     data = tmp_path / "studies"
     out = _cli("study", "new", "demo-study", "--dataset", "rdemo", "--conditions",
                "none,ground_truth,method:local-sp", "--trials", "6", "--catch", "0.34",
-               "--seed", "1", "--json", env={"BENCH_DEMO_DIR": str(demo.root),
+               "--seed", "1", "--allow-repeats", "--sims", "0", "--json", env={"BENCH_DEMO_DIR": str(demo.root),
                                              "BENCH_STUDY_DIR": str(data)})
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
-    assert d["link"] == "/study?study=demo-study" and Path(d["file"]).parent == data
-    st = ST.StudyStore.open(d["file"])
+    assert d["link"] == "/take?study=demo-study"
+    assert d["database"] == str(data.absolute() / ST.DB_FILE)
+    st = ST.StudyStore.open("demo-study", data)
     assert st.definition.root is None and st.definition.n_catch == 2
     monkeypatch.setenv("BENCH_DEMO_DIR", str(demo.root))
     assert D.images_dir(st.definition) == demo.images  # found through the demo dir

@@ -43,9 +43,10 @@ def plain_lists(g: dict, setup: str) -> tuple[list[int], list[int]]:
     return hard, junk + easy
 
 
-def plain_ap(ranking: list, surviving: set) -> float:
-    """§1 step 3 on a junk-free ranking (a list; None = an unknown non-positive entry)."""
-    n = len(surviving)
+def plain_ap(ranking: list, surviving: set, n: int | None = None) -> float:
+    """§1 step 3 on a junk-free ranking (a list; None = an unknown non-positive entry);
+    N = *n* when given (strict mAP@k: all the setup's positives), else the survivors."""
+    n = len(surviving) if n is None else n
     r = [p for p, x in enumerate(ranking) if x is not None and x in surviving]
     total = 0.0
     for j, rj in enumerate(r, start=1):
@@ -57,7 +58,10 @@ def plain_ap(ranking: list, surviving: set) -> float:
 
 def plain_map_at_k(rankings: list[list], gnd: list[dict], iou: dict, setup: str,
                    ignored: set, protocol: str) -> float:
-    """§2 mAP@k from junk-free rankings; iou = {(q, i): value}, absent = 0."""
+    """§2 mAP@k from junk-free rankings; iou = {(q, i): value}, absent = 0.
+    official: N = the survivors, a query without any leaves t's mean; strict (§2.3):
+    N = all the setup's positives at every t (AP_t = 0 without a survivor), only a query
+    without positives leaves."""
     nq = len(gnd)
     per_t = []
     for t in THRESHOLDS:
@@ -67,6 +71,12 @@ def plain_map_at_k(rankings: list[list], gnd: list[dict], iou: dict, setup: str,
                 continue
             positives, _ = plain_lists(gnd[q], setup)
             surviving = {i for i in positives if iou.get((q, i), 0.0) > t}
+            if protocol == "strict":
+                if not positives:
+                    empty += 1
+                    continue
+                total += plain_ap(rankings[q], surviving, len(set(positives)))
+                continue
             if not surviving:
                 empty += 1
                 continue

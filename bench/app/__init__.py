@@ -19,6 +19,4 @@ One concern per module:
 - :mod:`bench.app.deferred` Plotly charts after the first paint.
 - :mod:`bench.app.upload`   the "add a method from result files" panel (``bench.uploads`` does the work).
 - :mod:`bench.app.rankings` a second method's ranking beside the first (Query page).
-- :mod:`bench.app.participant` participant mode of a user study: only the study, no sidebar,
-                     no navigation, no paths from the URL.
 """

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from bench.app.format import md_message
 from bench.app.loaders import GprSpec, has_pixel
 from bench.errors import HOSTILE_ERRORS, BenchError
 from bench.workspace import DatasetFiles, MethodFiles
@@ -39,6 +40,7 @@ class Ctx:
     setup: str = "medium"
     gpr: GprSpec | None = None
     error: str | None = None  # why there is no Revisited / pixel dataset
+    hint: str | None = None  # nothing chosen yet: what to do (an empty state, not an error)
     gpr_error: str | None = None  # why there is no GPR1200 input
     refused: list[str] = field(default_factory=list)  # paths outside the data roots
 
@@ -68,13 +70,14 @@ def guard(fix: str = "") -> Iterator[None]:
     try:
         yield
     except BenchError as e:
-        st.error(str(e), icon=":material/error:")
+        st.error(md_message(e), icon=":material/error:")
         if fix:
             st.caption(fix)
         st.stop()
     except HOSTILE_ERRORS as e:  # a reader let something unusable through: say so, keep going
         msg = str(e)[:300] if not isinstance(e, MemoryError) else "out of memory"
-        st.error(f"unusable input: {type(e).__name__}: {msg}", icon=":material/error:")
+        st.error(md_message(f"unusable input: {type(e).__name__}: {msg}"),
+                 icon=":material/error:")
         if fix:
             st.caption(fix)
         st.stop()
@@ -85,11 +88,13 @@ def require_dataset(*, need_ranks: bool = False, need_pixel: bool = False
     """The chosen dataset and method, or an explanation and a stop."""
     c = ctx()
     if c.dataset is None:
-        if c.source == "gpr":
+        if c.hint and not c.refused:
+            st.info(c.hint, icon=":material/folder_open:")
+        elif c.source == "gpr":
             st.info("The GPR1200 source holds no Revisited / pixel data: open the "
                     "**GPR1200** page, or choose another source in the sidebar.")
         else:
-            st.error(c.error or "No dataset found.", icon=":material/error:")
+            st.error(md_message(c.error or "No dataset found."), icon=":material/error:")
             if not c.refused:
                 st.caption(FIX_FILES)
         st.stop()
@@ -113,11 +118,11 @@ def require_gpr() -> GprSpec:
     if c.gpr is None:
         if c.refused:
             for msg in c.refused:
-                st.error(msg, icon=":material/block:")
+                st.error(md_message(msg), icon=":material/block:")
         else:
-            st.info(c.gpr_error or "Choose **GPR1200 folder** (or the demo) as the data "
-                    "source in the sidebar: the images folder and an embeddings or "
-                    "indices file.")
+            st.info(md_message(c.gpr_error) if c.gpr_error else
+                    "Choose **GPR1200 folder** (or the demo) as the data source in the "
+                    "sidebar: the images folder and an embeddings or indices file.")
         st.stop()
     return c.gpr
 

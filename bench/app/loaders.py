@@ -16,6 +16,14 @@ so an edited file is re-read, with no separate key argument to forget.
   the other methods (the Overview's methods table) are numbers computed once per file
   stamp; no method's ranks stay mapped.
 
+Results also persist on disk (``bench.resultcache``): the loaders of computed numbers
+(the scan, the metric results, the pixel inputs, the methods table's rows, the triage,
+the comparison, GPR1200) go through :func:`_kept`, whose key is the same file stamps
+(plus, for what reads labelme files, the stamp of every label file the pair labels
+name, :func:`_labels_key`) and the code's version. So the first visit after the files
+change computes them once; every later visit, in any session and on any later server,
+reads them back in milliseconds (``BENCH_RESULTS_CACHE=0``: off).
+
 Adding a loader: a function whose parameters are these types (or plain values),
 decorated with ``@st.cache_data(hash_funcs=HASH_FUNCS, ...)``. Do not name a parameter
 with a leading underscore: Streamlit leaves such parameters out of the key.
@@ -23,18 +31,20 @@ with a leading underscore: Streamlit leaves such parameters out of the key.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
 from bench import inspect as bi
-from bench import render, thumbs
+from bench import render, resultcache, thumbs
 from bench import triage as bt
 from bench.app import roots
-from bench.compare import Comparison, MethodResult, compare_methods
 from bench.errors import BenchError
 from bench.evaluate import PixelInputs, load_pixel_inputs
 from bench.formats.distractors import distractor_entry
@@ -47,6 +57,9 @@ from bench.uploads import discover_with_uploads
 from bench.workspace import DatasetFiles, MethodFiles
 from bench.workspace import discover as _discover
 
+if TYPE_CHECKING:  # bench.compare imports scipy.stats (1 s): only the Compare page needs it
+    from bench.compare import Comparison
+
 
 @dataclass(frozen=True)
 class GprSpec:
@@ -57,6 +70,7 @@ class GprSpec:
     indices: Path | None
     metric: str
     order: Path | None
+    protocol: str = "official"  # scores of embeddings (docs/PROTOCOLS.md §3)
 
     @property
     def input_file(self) -> Path | None:
@@ -89,11 +103,56 @@ def _files_key(obj: DatasetFiles | MethodFiles) -> tuple:
 
 def _spec_key(s: GprSpec) -> tuple:
     return (stamp(s.images), stamp(s.embeddings), stamp(s.indices), s.metric,
-            stamp(s.order))
+            stamp(s.order), s.protocol)
 
 
 HASH_FUNCS = {DatasetFiles: _files_key, MethodFiles: _files_key, GprSpec: _spec_key,
               type(Path()): stamp}
+
+
+@functools.lru_cache(maxsize=32)
+def _label_files(pair_labels: tuple | None, labels_root: tuple | None) -> tuple[str, ...]:
+    """The label files the pair-labels file names (read once per stamp of that file and
+    of its folder)."""
+    from bench.formats.pixel import load_pair_labels
+
+    if pair_labels is None:
+        return ()
+    root = labels_root[0] if labels_root else None
+    paths, _ = load_pair_labels(pair_labels[0], root)
+    return tuple(sorted(str(v) for v in paths.values()))
+
+
+def _labels_key(ds: DatasetFiles) -> tuple:
+    """The stamp of every labelme file of *ds* (an edit inside the labels folder changes
+    no folder stamp), as one digest; ``()`` without pair labels."""
+    import hashlib
+
+    if ds.pair_labels is None:
+        return ()
+    files = _label_files(stamp(ds.pair_labels), stamp(ds.labels_root))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(repr(stamp(f)).encode())
+    return (len(files), h.hexdigest())
+
+
+def _key(value: object) -> object:
+    """A results-cache key part: files as stamps (``HASH_FUNCS``), containers item by item."""
+    for cls, fn in HASH_FUNCS.items():
+        if isinstance(value, cls):
+            return fn(value)
+    if isinstance(value, (tuple, list)):
+        return tuple(_key(v) for v in value)
+    return value
+
+
+def _kept(kind: str, parts: tuple, compute: Callable, *, labels: DatasetFiles | None = None):
+    """``compute()``, kept on disk under (*kind*, the stamps of *parts*, and the label
+    files' stamps of *labels* when it reads them): ``bench.resultcache.cached``. A
+    :class:`BenchError` is raised again on every call (never kept)."""
+    key = (_key(parts), _labels_key(labels) if labels is not None else None)
+    return resultcache.cached(kind, key, compute)
 
 
 # ---------------------------------------------------------------- discovery
@@ -130,15 +189,19 @@ def ranks(ds: DatasetFiles, m: MethodFiles) -> np.ndarray:
 def scan(ds: DatasetFiles, m: MethodFiles) -> RankScan:
     """Where each query's labelled images sit in the method's ranking (one pass over the
     ranks file; the mapping is released when the pass ends)."""
-    g = gnd(ds)
-    return scan_ranks(load_ranks(m.ranks, g), g, path=m.ranks)
+    def compute() -> RankScan:
+        g = gnd(ds)
+        return scan_ranks(load_ranks(m.ranks, g), g, path=m.ranks)
+
+    return _kept("scan", (ds.gnd, m.ranks), compute)
 
 
 @st.cache_data(show_spinner=False, max_entries=64, hash_funcs=HASH_FUNCS)
 def revisited(ds: DatasetFiles, m: MethodFiles, protocol: str
               ) -> dict[str, RevisitedSetupResult]:
     """mAP and mP@k per setup (``bench.metrics.revisited``)."""
-    return evaluate_revisited(scan(ds, m), gnd(ds), protocol=protocol)
+    return _kept("revisited", (ds.gnd, m.ranks, protocol),
+                 lambda: evaluate_revisited(scan(ds, m), gnd(ds), protocol=protocol))
 
 
 @st.cache_data(show_spinner=False, max_entries=256, hash_funcs=HASH_FUNCS)
@@ -185,17 +248,22 @@ def has_pixel(ds: DatasetFiles | None, m: MethodFiles | None) -> bool:
 @st.cache_resource(show_spinner=False, max_entries=16, hash_funcs=HASH_FUNCS)
 def pixel_inputs(ds: DatasetFiles, m: MethodFiles) -> PixelInputs:
     """Ground-truth regions, predictions and image sizes of every labelled pair."""
-    return load_pixel_inputs(gnd(ds), pair_labels=ds.pair_labels,
-                             labels_root=ds.labels_root, matches=m.matches)
+    return _kept("pixel_inputs", (ds.gnd, ds.pair_labels, ds.labels_root, m.matches),
+                 lambda: load_pixel_inputs(gnd(ds), pair_labels=ds.pair_labels,
+                                           labels_root=ds.labels_root, matches=m.matches),
+                 labels=ds)
 
 
 @st.cache_data(show_spinner=False, max_entries=64, hash_funcs=HASH_FUNCS)
 def pixel(ds: DatasetFiles, m: MethodFiles, protocol: str) -> PixelResult:
     """mIoU, mAP@k and per-pair IoU (``bench.metrics.pixel``); mAP@k with ranks only."""
-    inputs = pixel_inputs(ds, m)
-    sc = scan(ds, m) if m.ranks else None
-    return evaluate_pixel(gnd(ds), inputs.gt, inputs.preds, ranks=sc, protocol=protocol,
-                          image_sizes=inputs.sizes, warnings=inputs.warnings)
+    def compute() -> PixelResult:
+        inputs = pixel_inputs(ds, m)
+        sc = scan(ds, m) if m.ranks else None
+        return evaluate_pixel(gnd(ds), inputs.gt, inputs.preds, ranks=sc, protocol=protocol,
+                              image_sizes=inputs.sizes, warnings=inputs.warnings)
+
+    return _kept("pixel", (ds, m, protocol), compute, labels=ds)
 
 
 # ---------------------------------------------------------------- comparison
@@ -207,18 +275,23 @@ def comparison(ds: DatasetFiles, methods: tuple[MethodFiles, ...], protocol: str
     (``bench.compare.compare_methods``, docs/PROTOCOLS.md §6), built from the cached
     metric results exactly as ``python -m bench compare`` builds them; about a second of
     scipy per call, cached per file stamps."""
-    g = gnd(ds)
-    results = []
-    for mf in methods:
-        rev = revisited(ds, mf, protocol) if mf.ranks else None
-        pix = pixel(ds, mf, protocol) if has_pixel(ds, mf) else None
-        if rev is None and pix is None:
-            raise BenchError(f"no usable results for method {mf.name!r}", mf.matches or ds.gnd,
-                             f"it has a pixel result but {ds.name} has no "
-                             "<short>_pair2labelpath.npy")
-        results.append(MethodResult.from_results(mf.name, revisited=rev, pixel=pix, gnd=g,
-                                                 protocol=protocol))
-    return compare_methods(results, dataset=ds.name, query_names=g.qimlist)
+    def compute() -> Comparison:
+        from bench.compare import MethodResult, compare_methods
+
+        g = gnd(ds)
+        results = []
+        for mf in methods:
+            rev = revisited(ds, mf, protocol) if mf.ranks else None
+            pix = pixel(ds, mf, protocol) if has_pixel(ds, mf) else None
+            if rev is None and pix is None:
+                raise BenchError(f"no usable results for method {mf.name!r}",
+                                 mf.matches or ds.gnd, f"it has a pixel result but {ds.name} "
+                                 "has no <short>_pair2labelpath.npy")
+            results.append(MethodResult.from_results(mf.name, revisited=rev, pixel=pix, gnd=g,
+                                                     protocol=protocol))
+        return compare_methods(results, dataset=ds.name, query_names=g.qimlist)
+
+    return _kept("comparison", (ds, tuple(methods), protocol), compute, labels=ds)
 
 
 # ---------------------------------------------------------------- methods table
@@ -228,19 +301,22 @@ def method_summary(ds: DatasetFiles, m: MethodFiles, protocol: str
                    ) -> dict[str, float | None]:
     """One row of the methods table: numbers only (mAP per setup; mIoU bbox / seg and
     mAP@k for medium and hard), computed once per file stamp."""
-    row: dict[str, float | None] = {}
-    if m.ranks:
-        rr = revisited(ds, m, protocol)
-        row |= {f"mAP {s[0].upper()}": rr[s].mAP for s in SETUPS}
-    if has_pixel(ds, m):
-        pp = pixel(ds, m, protocol)
-        for s in PIXEL_SETUPS:
-            ss = pp.setups[s]
-            row[f"mIoU bbox {s[0].upper()}"] = ss.miou_bbox
-            row[f"mIoU seg {s[0].upper()}"] = ss.miou_seg
-            if ss.map_at_k is not None:
-                row[f"mAP@k {s[0].upper()}"] = ss.map_at_k
-    return row
+    def compute() -> dict[str, float | None]:
+        row: dict[str, float | None] = {}
+        if m.ranks:
+            rr = revisited(ds, m, protocol)
+            row |= {f"mAP {s[0].upper()}": rr[s].mAP for s in SETUPS}
+        if has_pixel(ds, m):
+            pp = pixel(ds, m, protocol)
+            for s in PIXEL_SETUPS:
+                ss = pp.setups[s]
+                row[f"mIoU bbox {s[0].upper()}"] = ss.miou_bbox
+                row[f"mIoU seg {s[0].upper()}"] = ss.miou_seg
+                if ss.map_at_k is not None:
+                    row[f"mAP@k {s[0].upper()}"] = ss.map_at_k
+        return row
+
+    return _kept("method_summary", (ds, m, protocol), compute, labels=ds)
 
 
 # ---------------------------------------------------------------- GPR1200
@@ -255,11 +331,15 @@ def gpr_inputs(spec: GprSpec) -> bi.GprInputs:
 @st.cache_data(show_spinner=False, max_entries=8, hash_funcs=HASH_FUNCS)
 def gpr_result(spec: GprSpec) -> GprResult:
     """GPR1200 mAP, the six subsets and every image's AP (``bench.metrics.gpr1200``)."""
-    inp = gpr_inputs(spec)
-    if inp.embeddings is not None:
-        return evaluate_gpr1200(inp.images.categories, embeddings=inp.embeddings,
-                                metric=spec.metric)
-    return evaluate_gpr1200(inp.images.categories, indices=inp.indices)
+    def compute() -> GprResult:
+        inp = gpr_inputs(spec)
+        if inp.embeddings is not None:
+            return evaluate_gpr1200(inp.images.categories, embeddings=inp.embeddings,
+                                    metric=spec.metric, path=spec.embeddings,
+                                    input_rows=inp.images.rows, protocol=spec.protocol)
+        return evaluate_gpr1200(inp.images.categories, indices=inp.indices)
+
+    return _kept("gpr_result", (spec,), compute)
 
 
 # ---------------------------------------------------------------- images
@@ -300,10 +380,14 @@ def triage(ds: DatasetFiles, m: MethodFiles, setup: str, k: int, iou: float, pro
     (``bench.triage.triage``, docs/PROTOCOLS.md §5), cached per (files, setup, k, t,
     protocol, IoU kind). The pair IoUs are :func:`pixel`'s; the ranks file is mapped only
     while this runs (for the top-ranked negatives)."""
-    res = pixel(ds, m, protocol)
-    return bt.triage(gnd(ds), ranks(ds, m), res.pairs, scan=scan(ds, m), setup=setup,
-                     k=int(k), iou=float(iou), iou_kind=iou_kind, protocol=protocol,
-                     warnings=list(res.warnings))
+    def compute() -> bt.TriageResult:
+        res = pixel(ds, m, protocol)
+        return bt.triage(gnd(ds), ranks(ds, m), res.pairs, scan=scan(ds, m), setup=setup,
+                         k=int(k), iou=float(iou), iou_kind=iou_kind, protocol=protocol,
+                         warnings=list(res.warnings))
+
+    return _kept("triage", (ds, m, setup, int(k), float(iou), protocol, iou_kind), compute,
+                 labels=ds)
 
 
 # ---------------------------------------------------------------- tiles with regions
@@ -316,17 +400,18 @@ def mask_tile(path: Path | None, name: str, color: tuple[int, int, int], badge: 
     """JPEG bytes of a framed grid tile of a pair with its regions drawn as *mode*
     (``bench.render.mask_tile``): on the image's cached thumbnail, or, when the image is
     missing, on a blank canvas of *image_size* (the label's) so the regions still show.
+    An image that exists but is refused (above the pixel caps, or unreadable:
+    docs/PROTOCOLS.md §8 rule 9) gives the placeholder tile saying why and its size.
     Cached by the image file's stamp, the shapes and the look; no caption is burned in
     (names are text on the page)."""
     shapes = [*(gt or []), *([pred] if pred is not None and len(pred) else [])]
-    full = thumbs.image_size(path)
-    if full is not None:
-        img = thumbs.thumbnail(path, name)
+    try:
+        img, full = thumbs.load_thumbnail(path)
         scale = img.width / max(full[0], 1)
-    elif shapes and mode != "none":
+    except BenchError:
+        if thumbs.file_key(path) is not None or not shapes or mode == "none":
+            return thumbs.tile_jpeg(path, name, color, badge=badge, size=size)
         img, scale = render.blank_canvas(image_size, shapes, max_side=thumbs.THUMB_PX)
-    else:
-        return thumbs.tile_jpeg(path, name, color, badge=badge, size=size)
     tile = render.mask_tile(img, gt, pred, color, scale=scale, mode=mode, size=size,
                             badge=badge)
     return render.jpeg_bytes(tile, quality=88)

@@ -8,19 +8,24 @@ the page paths of :mod:`bench.app.routing` are the same relative paths in both.
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
-from bench.app import participant, routing, sidebar, state
+from bench.app import routing, sidebar, state
 
 
 def main() -> None:
-    """Page config, the URL state, the data-source sidebar and the pages; or, for a
-    participant link or a participant-only server, the study alone."""
-    if participant.requested():  # no sidebar, no navigation (bench/app/participant.py)
-        participant.serve()
-        return
-    st.set_page_config(page_title="Retrieval workbench", page_icon=":material/image_search:",
-                       layout="wide")
+    """Page config, the URL state, the data-source sidebar and the pages. Participants
+    never reach Streamlit: their screens are bench.study.web (``/take``), served beside
+    this app or by the participant-only server (``python -m bench study serve NAME``)."""
+    if os.environ.get("BENCH_PARTICIPANT_ONLY", "").strip() == "1":  # the old `make study`
+        st.set_page_config(page_title="Study")
+        st.error("The participant screens are no longer served by Streamlit: run "
+                 "`python -m bench study serve NAME` (or `make study STUDY=NAME`).")
+        st.stop()
+    # an emoji favicon is drawn in the browser; a :material/ one is fetched from Google
+    st.set_page_config(page_title="Retrieval workbench", page_icon="🔎", layout="wide")
     state.init_state()
     page = routing.navigation()
     sidebar.sidebar()

@@ -111,3 +111,46 @@ def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
     p = Path(path).resolve(strict=False)
     f = Path(folder).resolve(strict=False)
     return p == f or p.is_relative_to(f)
+
+
+#: Folder names never searched for benchmarks (tool and cache folders of a checkout).
+SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".cache",
+                       "site-packages", ".pytest_cache", ".ruff_cache", ".hypothesis"})
+
+
+def looks_like_benchmark(folder: Path) -> bool:
+    """Whether *folder* is a benchmark folder in the released layout: it holds
+    ``pixel_retrieval_benchmarks/`` or ``results/image-level`` / ``results/pixel-level``
+    (what the sidebar's *Folder* field wants)."""
+    try:
+        return ((folder / "pixel_retrieval_benchmarks").is_dir()
+                or (folder / "results" / "image-level").is_dir()
+                or (folder / "results" / "pixel-level").is_dir())
+    except OSError:
+        return False
+
+
+def find_benchmarks(roots: Roots, *, depth: int = 3, limit: int = 50) -> list[Path]:
+    """Benchmark folders (:func:`looks_like_benchmark`) at most *depth* levels below each
+    allowed root (the root itself included), hidden and tool folders skipped, symlinks
+    not followed out of the roots; at most *limit*, in root order then by path."""
+    found: list[Path] = []
+    for root in roots.folders:
+        level = [root]
+        for _ in range(depth + 1):
+            nxt: list[Path] = []
+            for f in level:
+                if looks_like_benchmark(f):
+                    if f not in found:
+                        found.append(f)
+                    continue  # a benchmark's own subfolders are its parts
+                try:
+                    kids = sorted(p for p in f.iterdir() if p.is_dir()
+                                  and not p.name.startswith(".") and p.name not in SKIP_DIRS)
+                except OSError:
+                    continue
+                nxt.extend(p for p in kids if roots.contains(p.resolve()))
+            level = nxt
+            if len(found) >= limit:
+                return found[:limit]
+    return found

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit import config
 
 from bench.app import deferred, state
 
@@ -48,8 +49,11 @@ class PageSpec:
         return "" if self.default else Path(self.path).stem
 
     def page(self) -> Any:
-        return st.Page(self.path, title=self.title, icon=self.icon,
-                       url_path=self.url_path or None, default=self.default)
+        # no icon: Streamlit makes a page's icon the tab's favicon, and a ``:material/…:``
+        # favicon is fetched from fonts.gstatic.com (an offline tool asks no other host);
+        # the app's own menu (:func:`menu`) draws the icons from the bundled font
+        return st.Page(self.path, title=self.title, url_path=self.url_path or None,
+                       default=self.default)
 
 
 OVERVIEW = PageSpec("pages/overview.py", "Overview", ":material/monitoring:", default=True)
@@ -71,6 +75,21 @@ _GOTO = "_goto"
 def navigation(position: str = "sidebar") -> Any:
     """``st.navigation`` over :data:`PAGES`; returns the page to run."""
     return st.navigation([p.page() for p in PAGES], position=position)
+
+
+def own_menu() -> bool:
+    """Whether the app draws its own menu (:func:`menu`): when Streamlit's page list is
+    switched off (``client.showSidebarNavigation = false``, set in the checkout's
+    ``.streamlit/config.toml``), which also keeps the legacy ``pages/`` list of file names
+    from flashing on a fresh server's first page (module docstring)."""
+    return config.get_option("client.showSidebarNavigation") is False
+
+
+def menu(where: Any = None) -> None:
+    """The navigation menu, as page links in the sidebar (container ``app_nav``)."""
+    box = (where or st.sidebar).container(key="app_nav", gap=None)
+    for p in PAGES:
+        box.page_link(p.path, label=p.title, icon=p.icon)
 
 
 def run(page: Any) -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from bench.app import loaders, roots, state
+from bench.app import loaders, roots, routing, state
 from bench.app.context import Ctx, store
 from bench.app.loaders import GprSpec
 from bench.app.state import SOURCES
-from bench.app.widgets import radio, select, text
+from bench.app.widgets import app_style, radio, select, text
 from bench.demo import build_demo, default_demo_dir, demo_is_built, demo_paths
 from bench.errors import BenchError
 from bench.protocol import METRICS, PROTOCOLS, SETUPS
@@ -58,11 +58,33 @@ def _path(c: Ctx, key: str, what: str, allowed: roots.Roots) -> Path | None:
         return None
 
 
+@st.cache_data(ttl=30, show_spinner=False)
+def _benchmark_folders(folders: tuple[Path, ...]) -> list[str]:
+    """Benchmark folders under the data roots (``roots.find_benchmarks``), for 30 s."""
+    return [str(p) for p in roots.find_benchmarks(roots.Roots(folders, True))]
+
+
 def _folder_source(c: Ctx, sb, allowed: roots.Roots) -> None:
-    text("Folder", "root", where=sb, placeholder="/data/prbench",
+    found = _benchmark_folders(allowed.folders)
+    current = (state.get("root") or "").strip()
+    opts = ["", *found]
+    st.session_state["w_root_pick"] = current if current in opts else ""
+
+    def picked() -> None:
+        state.put("root", st.session_state["w_root_pick"])
+
+    sb.selectbox("Benchmark folder", opts, key="w_root_pick", on_change=picked,
+                 format_func=lambda p: p or (f"— {len(found)} found under the data folders —"
+                                             if found else "— none found: type one below —"),
+                 help="Folders in the released layout (pixel_retrieval_benchmarks/, "
+                      "results/) found up to three levels below the data folders: "
+                      + ", ".join(str(r) for r in allowed.folders) + ".")
+    text("…or type a folder", "root", where=sb,
+         placeholder=str(allowed.folders[0] / "…"),
          help="Holds pixel_retrieval_benchmarks/ (gnd, pair labels, labelme files) "
               "and results/ (image-level/<method>/r<short>.npy, "
-              "pixel-level/<method>/matching_result/pr<short>.npy).")
+              "pixel-level/<method>/matching_result/pr<short>.npy); inside one of the data "
+              "folders: " + ", ".join(str(r) for r in allowed.folders) + ".")
     text("Images folder (optional)", "images", where=sb, placeholder="…/jpg",
          help="Folder with the database and query .jpg files; default: jpg/ beside "
               "the gnd file. Without images, metrics and charts still work.")
@@ -73,8 +95,15 @@ def _folder_source(c: Ctx, sb, allowed: roots.Roots) -> None:
         images = None
     if c.refused:
         c.error = c.refused[0]
-    elif root is None:
-        c.error = "Enter the folder that holds pixel_retrieval_benchmarks/ and results/."
+    elif root is None:  # nothing chosen yet: an empty state on the page, no error
+        listed = ", ".join(f"`{r}`" for r in allowed.folders)
+        c.hint = ("**Choose a benchmark folder** in the sidebar: "
+                  + (f"{len(found)} found under the data folders ({listed}); pick one, or "
+                     "type another folder inside them." if found else
+                     f"none was found under the data folders ({listed}); type the folder "
+                     "that holds `pixel_retrieval_benchmarks/` and `results/`, or start the "
+                     f"app with `{roots.FLAG} DIR` to search another folder.")
+                  + " The **Data & help** page shows the layout.")
     else:
         c.root = root
         try:
@@ -98,6 +127,11 @@ def _gpr_source(c: Ctx, sb, allowed: roots.Roots) -> None:
                help="cosine: L2-normalised dot product; dot: as given; l2: Euclidean.")
     text("Order file (optional)", "order", where=sb,
          help="One image name per line, when the rows were saved in another order.")
+    radio("Protocol", PROTOCOLS, "proto", where=sb, horizontal=True,
+          format_func=str.capitalize,
+          help="Official: the released code's scores, the product of the embeddings in "
+               "their own dtype (float32 stays float32). Strict: exact float64 scores "
+               "(docs/PROTOCOLS.md §3).")
     images = _path(c, "gimages", "Images folder", allowed)
     f = _path(c, "gfile", ".npy file", allowed)
     order = _path(c, "order", "Order file", allowed)
@@ -107,7 +141,8 @@ def _gpr_source(c: Ctx, sb, allowed: roots.Roots) -> None:
         c.gpr_error = "Enter the GPR1200 images folder and an embeddings or indices file."
     else:
         emb = f if state.get("gmode") == "embeddings" else None
-        c.gpr = GprSpec(images, emb, None if emb else f, state.get("metric"), order)
+        c.gpr = GprSpec(images, emb, None if emb else f, state.get("metric"), order,
+                        state.get("proto"))
     c.error = "The GPR1200 source has no Revisited / pixel data: see the GPR1200 page."
 
 
@@ -133,7 +168,10 @@ def _benchmark(c: Ctx, sb) -> None:
 
 def sidebar() -> Ctx:
     """Draw the sidebar; return (and store for the pages) this run's :class:`Ctx`."""
+    app_style()
     sb = st.sidebar
+    if routing.own_menu():
+        routing.menu(sb)
     sb.markdown("### Data")
     src = radio("Source", list(SOURCES), "src", where=sb, format_func=SOURCES.get,
                 label_visibility="collapsed")
@@ -142,7 +180,8 @@ def sidebar() -> Ctx:
     if src == "demo":
         c.root = ensure_demo()
         p = demo_paths(c.root)
-        c.gpr = GprSpec(Path(p.gpr_images), Path(p.gpr_embeddings), None, "cosine", None)
+        c.gpr = GprSpec(Path(p.gpr_images), Path(p.gpr_embeddings), None, "cosine", None,
+                        state.get("proto"))
         sb.caption("Synthetic data made from scikit-image photos: not a real benchmark.")
         try:
             c.datasets = loaders.discover(c.root, None, demo_results_root())  # + uploads
@@ -155,6 +194,5 @@ def sidebar() -> Ctx:
 
     if c.datasets:
         _benchmark(c, sb)
-    elif c.error and src != "gpr" and not c.refused:
-        sb.error(c.error)
+    # why there is no dataset is said once, on the page (bench.app.context.require_dataset)
     return store(c)

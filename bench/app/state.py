@@ -50,12 +50,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # Errors page (pages/errors.py): taxonomy setup, k, threshold t, IoU kind; the pair
 # table's filters (failure types as a comma list, "" = all; label; IoU range [elo, ehi)
 # on the efcol IoU; rank at most ermax, 0 = any), its order and the gallery's page.
-# Query page tiles: regions shown, pass / fail threshold, frame colours.
+# Query page tiles: regions shown, pass / fail threshold, frame colours, tiles per row.
 DEFAULTS |= {"eset": "medium", "ek": 100, "et": 0.5, "ekind": "bbox", "efail": "",
              "elab": "all", "efcol": "bbox", "elo": 0.0, "ehi": 1.0, "ermax": 0,
              "esort": "worst", "epage": 0,
-             "qmask": "both", "qt": 0.5, "qframe": "label"}
-INTS |= {"ek", "ermax", "epage"}
+             "qmask": "both", "qt": 0.5, "qframe": "label", "qcols": 6}
+INTS |= {"ek", "ermax", "epage", "qcols"}
 FLOATS |= {"et", "elo", "ehi", "qt"}
 CHOICES |= {"eset": PIXEL_SETUPS, "ekind": ("bbox", "seg"),
             "elab": ("all", "easy", "hard"), "efcol": ("bbox", "seg"),
@@ -65,8 +65,8 @@ CHOICES |= {"eset": PIXEL_SETUPS, "ekind": ("bbox", "seg"),
 # ranking and the Pair page's second outline; "" = none), the methods compared (comma
 # list, "" = the sidebar's method and m2 or the next one) and the metric compared.
 DEFAULTS |= {"m2": "", "cmp": "", "cmetric": ""}
-# User study (pages/study.py, bench/app/participant.py): the study's name, and in a participant
-# link the participant id and the tab's session token. Checked where they are used
+# User study (pages/study.py): the study's name (participants use bench.study.web, not
+# Streamlit). Checked where they are used
 # (bench.study.store.study_file / check_participant); never a path.
 DEFAULTS |= {"study": "", "p": "", "sid": ""}
 #: Keys that hold a file or folder path: checked against the data roots (bench.app.roots).

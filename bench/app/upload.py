@@ -19,6 +19,7 @@ import streamlit as st
 from bench import uploads
 from bench.app import loaders, roots, state
 from bench.app.context import Ctx
+from bench.app.format import md, md_message
 from bench.errors import BenchError
 from bench.workspace import DatasetFiles, MethodFiles
 
@@ -81,7 +82,7 @@ def _submit(ds: DatasetFiles, dest: Destination) -> None:
             matches=files.get("matches"), replace=bool(st.session_state.get("up_replace")),
             protected=dest.protected, gnd=loaders.gnd(ds) if files else None)
     except BenchError as e:
-        st.session_state[_MSG] = ("error", f"{e}", ["Nothing was stored."])
+        st.session_state[_MSG] = ("error", md_message(e), ["Nothing was stored."])
         return
     if dest.link_source is not None:  # the uploads folder readable by `bench discover`
         uploads.link_benchmark(dest.results_root.parent, dest.link_source)
@@ -93,8 +94,8 @@ def _submit(ds: DatasetFiles, dest: Destination) -> None:
     if stored.warnings:
         lines.append(f"{len(stored.warnings)} reader warning(s) (those pairs count as "
                      f"unpredicted): " + "; ".join(stored.warnings[:5]))
-    st.session_state[_MSG] = ("success", f"{verb} method **{stored.method}** ({what}) for "
-                              f"{ds.name}.", lines)
+    st.session_state[_MSG] = ("success", f"{verb} method **{md(stored.method)}** ({what}) "
+                              f"for {md(ds.name)}.", lines)
     # the new method is B of the comparison, and among the methods compared
     chosen = [v for v in str(state.get("cmp") or "").split(",") if v]
     if chosen and stored.method not in chosen:
@@ -117,7 +118,7 @@ def panel(c: Ctx, ds: DatasetFiles, *, expanded: bool = False) -> None:
                 text, icon=":material/check_circle:" if kind == "success"
                 else ":material/error:")
             for line in lines:
-                st.caption(line)
+                st.caption(md_message(line))
         dest = destination(c, ds)
         if dest.why_not:
             st.info(dest.why_not, icon=":material/block:")
@@ -125,7 +126,7 @@ def panel(c: Ctx, ds: DatasetFiles, *, expanded: bool = False) -> None:
         try:
             cap = uploads.max_upload_bytes()
         except BenchError as e:
-            st.error(str(e), icon=":material/error:")
+            st.error(md_message(e), icon=":material/error:")
             return
         rname = uploads.target_path(dest.results_root, ds, "<name>", "ranks")
         mname = uploads.target_path(dest.results_root, ds, "<name>", "matches")

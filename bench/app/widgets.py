@@ -15,6 +15,7 @@ import streamlit as st
 
 from bench import render
 from bench.app import routing, state
+from bench.app.format import html_text
 from bench.protocol import LABELS
 
 
@@ -84,14 +85,20 @@ def nav_button(label: str, page: routing.PageSpec, *, key: str, where: Any = st,
 
 
 def legend(items: Sequence[tuple[str, render.RGB]], where: Any = st) -> None:
-    """A row of colour chips with their names."""
+    """A row of colour chips with their names (a name is text: HTML-escaped, ``:`` as a
+    character reference, so a method called ``<img …>`` or ``:material/x:`` shows as
+    written)."""
     chips = " ".join(
         f"<span style='display:inline-flex;align-items:center;margin-right:14px'>"
         f"<span style='width:14px;height:14px;border-radius:3px;background:"
-        f"{render.hex_color(c)};display:inline-block;margin-right:6px'></span>{name}</span>"
+        f"{render.hex_color(c)};display:inline-block;margin-right:6px'></span>"
+        f"{html_text(name)}</span>"
         for name, c in items)
     where.markdown(f"<div style='font-size:0.9rem'>{chips}</div>", unsafe_allow_html=True)
 
+
+#: Tiles per row offered by the grids' density control (state key ``qcols``).
+DENSITIES = (3, 4, 5, 6, 8, 10)
 
 LABEL_LEGEND = [(name, render.LABEL_COLORS[name])
                 for name in (*LABELS, "negative")]
@@ -146,3 +153,79 @@ def range_slider(label: str, lo: float, hi: float, key_lo: str, key_hi: str, *,
     st.session_state[wkey] = (a, b)
     return where.slider(label, lo, hi, key=wkey, on_change=changed, **kw)
 
+
+
+# ---------------------------------------------------------------- page look, tiles, keys
+
+#: The app's own style, drawn once per run by the sidebar: a shorter top margin, grid
+#: tiles that open with a click anywhere on them (the tile's open button is stretched
+#: over the tile, transparent) with a hover and a keyboard-focus ring, the small enlarge
+#: button in a tile's corner, and the hidden buttons that carry the j / k shortcuts.
+#: Tiles are containers whose key holds ``tile_`` (``qtile_3``, ``etile_7_12``); the
+#: enlarge button's key starts with ``zoom_``. No name from a file is in it.
+APP_CSS = """<style>
+[data-testid="stMainBlockContainer"] { padding-top: 3.4rem; }
+[data-testid="stMain"] h1 { font-size: 2rem; padding: 0.2rem 0 0.4rem 0; }
+[class*="st-key-"][class*="tile_"] { position: relative; border-radius: 8px;
+  outline: 2px solid transparent; outline-offset: 2px; gap: 0.1rem; }
+[class*="st-key-"][class*="tile_"]:hover { outline-color: #8ab4f8; }
+[class*="st-key-"][class*="tile_"]:has(.stButton button:focus-visible) {
+  outline: 3px solid #1f6feb; }
+[class*="st-key-"][class*="tile_"] > .stElementContainer:has(.stButton):not([class*="zoom_"]) {
+  position: absolute; inset: 0; z-index: 1; margin: 0; width: 100% !important; }
+[class*="st-key-"][class*="tile_"] > .stElementContainer:has(.stButton):not([class*="zoom_"])
+  :is(.stButton, .stButton > div, button) { width: 100%; height: 100%; }
+[class*="st-key-"][class*="tile_"] > .stElementContainer:has(.stButton):not([class*="zoom_"])
+  button { opacity: 0; cursor: pointer; }
+[class*="st-key-"][class*="tile_"] > [class*="st-key-zoom_"] { position: absolute; top: 8px;
+  right: 8px; z-index: 2; width: auto !important; }
+[class*="st-key-"][class*="tile_"] > [class*="st-key-zoom_"] button { min-height: 0;
+  padding: 0 4px; background: rgba(255,255,255,0.85); }
+[class*="st-key-"][class*="tile_"] [data-testid="stCaptionContainer"] { font-size: 0.78rem;
+  line-height: 1.25; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; }
+[class*="st-key-"][class*="tile_"] [data-testid="stCaptionContainer"] p { overflow: hidden;
+  text-overflow: ellipsis; white-space: nowrap; margin: 0; }
+[class*="st-key-"][class*="tile_"] [data-testid="stElementToolbar"] { display: none; }
+[class*="st-key-kb_"] { display: none !important; }
+[class*="st-key-cards"] [data-testid="stMetricValue"] { font-size: 1.4rem; }
+[class*="st-key-cards"] [data-testid="stMetric"] { gap: 0; }
+</style>"""
+
+
+def app_style() -> None:
+    """Draw :data:`APP_CSS` (a style-only ``st.html``, which takes no space)."""
+    st.html(APP_CSS)
+
+
+def step_buttons(on_prev: Callable[[], None], on_next: Callable[[], None], *, key: str,
+                 prev_disabled: bool, next_disabled: bool, keys: bool = True,
+                 what: str = "query", where: Any = st) -> None:
+    """Prev / Next buttons in a row sized to their labels (never cut), with the ← / →
+    shortcuts shown on them and j / k on two hidden twins (j next, k previous).
+    *keys* False leaves the shortcuts out (while a lightbox, which has its own, is open)."""
+    row = where.container(horizontal=True, gap="small", width="content",
+                          vertical_alignment="bottom", key=f"{key}_steps")
+    row.button("Prev", icon=":material/chevron_left:", on_click=on_prev,
+               disabled=prev_disabled, key=f"prev_{key}", shortcut="Left" if keys else None,
+               help=f"Previous {what} (← or k)")
+    row.button("Next", icon=":material/chevron_right:", on_click=on_next,
+               disabled=next_disabled, key=f"next_{key}", shortcut="Right" if keys else None,
+               help=f"Next {what} (→ or j)")
+    if keys:
+        row.button("Previous (k)", key=f"kb_k_{key}", on_click=on_prev,
+                   disabled=prev_disabled, shortcut="K")
+        row.button("Next (j)", key=f"kb_j_{key}", on_click=on_next,
+                   disabled=next_disabled, shortcut="J")
+
+
+def back_key(label: str, page: routing.PageSpec, *, key: str, where: Any = st,
+             visible: bool = False, **values: Any) -> None:
+    """A button with the Esc shortcut that opens *page* (hidden unless *visible*)."""
+    where.button(label, key=key if visible else f"kb_{key}", on_click=routing.request,
+                 args=(page,), kwargs=values, shortcut="Esc",
+                 icon=":material/arrow_back:" if visible else None)
+
+
+def keys_hint(text: str, where: Any = st, help: str | None = None) -> None:
+    """The short "keys" line of a page with shortcuts."""
+    where.caption(f":material/keyboard: **Keys** · {text}", help=help)

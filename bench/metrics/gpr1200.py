@@ -1,6 +1,15 @@
 """GPR1200 mAP over the full ranking and its six subsets (docs/PROTOCOLS.md §3).
 
-Scores are float64 and ties are broken by index, deterministically:
+Two ways to score embeddings (``Protocol.gpr_scores``, docs/PROTOCOLS.md §3 'Scores
+under each protocol'):
+
+- official (``"released"``): the released ``eval/utils.py`` computation, the product
+  ``F @ F.T`` of the embeddings in their own dtype (float32 in, float32 scores; one call,
+  which numpy hands to BLAS ``syrk``, so the bits are the released code's on the same
+  BLAS), ties by index at exact equality of those scores; see :class:`ReleasedScores`;
+- strict (``"exact"``): the scores below.
+
+Strict scores are float64 and ties are broken by index, deterministically:
 
 - the embeddings are scaled by powers of two (exact) before any product, per row for
   cosine, so no norm or product overflows whatever their magnitude (``x * 1e20`` in
@@ -27,12 +36,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.errors import BenchError
-from bench.protocol import METRICS
+from bench.protocol import METRICS, Protocol, ProtocolLike
 
 SUBSETS = ("landmarks", "inat", "sketch", "instre", "sop", "faces")
 GPR_SIZE = 12_000
 _BLOCK = 256  # query rows per product (a reused (256, n) float64 buffer: 24.6 MB at n = 12,000)
 _TASK = 64  # rows per counting task (threads share a block's tasks): 0.8 MB of comparisons
+#: Official scores are one (n, n) product when it takes at most this many bytes (12,000
+#: float32 images: 576 MB; float64: 1.15 GB), else row blocks of it (see ReleasedScores).
+FULL_PRODUCT_BYTES = 2 << 30
+_L2_BLOCK_BYTES = 64 << 20  # official l2: the (rows, n, d) differences of one block
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,6 +196,143 @@ def _dedupe(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return uniq, inverse.reshape(-1).astype(np.intp)
 
 
+# ---------------------------------------------------------------- official scores
+
+
+@dataclass(frozen=True, eq=False)
+class ReleasedScores:
+    """Official GPR1200 scores (docs/PROTOCOLS.md §3): the released ``eval/utils.py``
+    computation in the embeddings' own dtype (float32 or float64), higher first.
+
+    ``full`` is the whole ``(n, n)`` score matrix when it was computed in one call (the
+    released code's call, bit for bit on the same BLAS); otherwise (above
+    :data:`FULL_PRODUCT_BYTES`) ``x`` holds the rows and each block is
+    ``x[rows] @ x.T``, the same formula whose last bits may differ from the one-call
+    product. l2 scores are minus the released ``np.linalg.norm(q[:, None] - x[None],
+    axis=2)`` distances (negation is exact: the released ascending order); the AP of l2
+    is computed without them all (:func:`_ap_released_l2`), ``block`` gives them for
+    checks.
+    """
+
+    x: np.ndarray  # (n, d) the rows in their own dtype (normalised for cosine)
+    metric: str
+    full: np.ndarray | None
+    path: object = None
+    input_rows: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.x.dtype
+
+    def block(self, rows: slice) -> np.ndarray:
+        """Scores of the query rows *rows* against all n images, in the embeddings' dtype;
+        a non-finite score (the product overflowed) is a :class:`BenchError`."""
+        if self.full is not None:
+            return self.full[rows]
+        with np.errstate(over="ignore", invalid="ignore"):
+            s = _released_product(self.x, self.metric, rows)
+        _check_finite(s, self, rows.start or 0)
+        return s
+
+
+def _released_product(x: np.ndarray, metric: str, rows: slice) -> np.ndarray:
+    if metric != "l2":
+        return x[rows] @ x.T
+    q = x[rows]
+    out = np.empty((q.shape[0], x.shape[0]), dtype=x.dtype)
+    step = max(1, _L2_BLOCK_BYTES // max(1, x.shape[0] * x.shape[1] * x.itemsize))
+    for r in range(0, q.shape[0], step):
+        np.negative(np.linalg.norm(q[r:r + step, None, :] - x[None, :, :], axis=2),
+                    out=out[r:r + step])
+    return out
+
+
+def _check_finite(scores: np.ndarray, sc: ReleasedScores, row0: int) -> None:
+    ok = np.isfinite(scores).all(axis=1)
+    if not ok.all():
+        _raise_range(sc, row0 + int(np.flatnonzero(~ok)[0]), "overflow", "would be inf or NaN")
+
+
+def _check_magnitudes(sc: ReleasedScores) -> None:
+    """Every row's squared norm, in the dtype, must be finite and, for a non-zero row,
+    at least the dtype's smallest normal number: else its products overflow (inf, NaN)
+    or underflow (ties at 0) in the released computation, an error naming the row."""
+    x = sc.x
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        sq = np.einsum("ij,ij->i", x, x)
+    if not np.isfinite(sq).all():
+        r = int(np.flatnonzero(~np.isfinite(sq))[0])
+        _raise_range(sc, r, "overflow", "would be inf or NaN")
+    tiny = (sq < np.finfo(x.dtype).tiny) & (x != 0).any(axis=1)
+    if tiny.any():
+        _raise_range(sc, int(np.flatnonzero(tiny)[0]), "underflow",
+                     "would round to 0 (or lose precision) and tie")
+
+
+def _raise_range(sc: ReleasedScores, r: int, kind: str, effect: str) -> None:
+    what = {"dot": "the dot products", "cosine": "the dot products (and the norm)",
+            "l2": "the squared distances"}[sc.metric]
+    raise BenchError(f"{sc.dtype} {kind}", sc.path,
+                     f"{what} of {_row_name(r, sc.input_rows)} {kind} {sc.dtype} (largest "
+                     f"|entry| {float(np.max(np.abs(sc.x[r]))):.3g}): the released code's "
+                     f"scores {effect} under the official protocol; use --protocol strict "
+                     "(protocol=\"strict\"), whose float64 scores of rows rescaled by powers of "
+                     "two rank any finite magnitude (docs/PROTOCOLS.md §3)")
+
+
+def prepare_released(embeddings: np.ndarray, metric: str, *, path: object = None,
+                     input_rows: np.ndarray | None = None,
+                     full_bytes: int | None = None) -> ReleasedScores:
+    """Validate *embeddings* ``(n, d)`` and compute the official :class:`ReleasedScores`.
+
+    float32 and float64 embeddings keep their dtype; any other dtype is read as float64
+    (as :func:`bench.formats.gpr1200.load_embeddings` does). dot: ``F @ F.T``, the released
+    ``"cosine"``; cosine: the rows divided by their norm in their own dtype
+    (``x / np.linalg.norm(x, axis=1, keepdims=True)``), then the same product; l2: the
+    released ``"L2"`` distances. Raises :class:`BenchError` naming the file and the row
+    for a non-finite value, an all-zero row under cosine, a row whose squared norm
+    overflows the dtype or underflows below its smallest normal number (float32: 1e20
+    entries overflow, 1e-20 ones underflow), and any score that overflows.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    x = np.asarray(embeddings)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise BenchError("wrong array shape", path, f"embeddings must be (n, d); got {x.shape}")
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    x = np.ascontiguousarray(x)
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        r = int(np.flatnonzero(~finite)[0])
+        raise BenchError("non-finite values", path, f"{_row_name(r, input_rows)} holds NaN or inf")
+    sc = ReleasedScores(x=x, metric=metric, full=None, path=path, input_rows=input_rows)
+    _check_magnitudes(sc)
+    if metric == "cosine":
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            norm = np.linalg.norm(x, axis=1, keepdims=True)
+        if not (norm > 0).all():
+            r = int(np.flatnonzero(~(norm[:, 0] > 0))[0])
+            raise BenchError("zero embedding", path,
+                             f"{_row_name(r, input_rows)} is all zeros: its cosine similarity "
+                             "to any image is undefined (use --metric dot or l2, or drop that "
+                             "image)")
+        x = x / norm
+        sc = ReleasedScores(x=x, metric=metric, full=None, path=path, input_rows=input_rows)
+    n = x.shape[0]
+    cap = FULL_PRODUCT_BYTES if full_bytes is None else full_bytes
+    if metric != "l2" and n * n * x.itemsize <= cap:
+        with np.errstate(over="ignore", invalid="ignore"):
+            full = x @ x.T  # the released call: numpy hands F @ F.T to BLAS syrk
+        _check_finite(full, sc, 0)
+        sc = ReleasedScores(x=x, metric=metric, full=full, path=path, input_rows=input_rows)
+    return sc
+
+
 # ---------------------------------------------------------------- positions and AP
 
 
@@ -258,43 +408,126 @@ def _positives_table(categories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return members[gid], counts[gid]
 
 
-def ap_embeddings(embeddings: np.ndarray | Scores, categories: np.ndarray, *,
+def ap_embeddings(embeddings: np.ndarray | Scores | ReleasedScores, categories: np.ndarray, *,
                   metric: str = "cosine", block: int = _BLOCK, workers: int | None = None,
-                  path: object = None, input_rows: np.ndarray | None = None) -> np.ndarray:
+                  path: object = None, input_rows: np.ndarray | None = None,
+                  protocol: ProtocolLike = "official") -> np.ndarray:
     """Per-image AP, every image querying all n images (itself included).
 
-    Blocks of queries: one float64 BLAS product each (multi-threaded by BLAS) into a
-    reused buffer, rounded to float32 for the counting of :func:`positive_positions`
-    (exact: near ties are counted again in float64), split over *workers* threads
-    (numpy releases the GIL in comparisons and reductions), so both cores work in both
-    phases. *path* and *input_rows* name the file and its rows in error messages.
+    *protocol*'s ``gpr_scores`` (docs/PROTOCOLS.md §3) picks the scores when raw
+    embeddings are given: ``"released"`` (official) computes the :class:`ReleasedScores`,
+    ``"exact"`` (strict) prepares float64 :class:`Scores`. Prepared scores of either kind
+    are used as given (the protocol is then ignored).
+
+    Blocks of queries: strict, one float64 BLAS product each (multi-threaded by BLAS)
+    into a reused buffer, rounded to float32 for the counting of
+    :func:`positive_positions` (exact: near ties are counted again in float64); official,
+    rows of the released scores, counted in their own dtype (float32 scores directly;
+    float64 ones like strict's). The counting is split over *workers* threads (numpy
+    releases the GIL in comparisons and reductions), so both cores work. *path* and
+    *input_rows* name the file and its rows in error messages.
     """
-    sc = embeddings if isinstance(embeddings, Scores) else prepare(
-        embeddings, metric, path=path, input_rows=input_rows)
+    if isinstance(embeddings, Scores | ReleasedScores):
+        sc = embeddings
+    elif Protocol.of(protocol).gpr_scores == "released":
+        sc = prepare_released(embeddings, metric, path=path, input_rows=input_rows)
+    else:
+        sc = prepare(embeddings, metric, path=path, input_rows=input_rows)
     pos_idx, n_pos = _positives_table(categories)
     n = categories.size
     if sc.n != n:
         raise ValueError(f"{sc.n} embeddings for {n} categories")
     ap = np.empty(n, dtype=np.float64)
     workers = workers or min(4, os.cpu_count() or 1)
+    if isinstance(sc, ReleasedScores) and sc.metric == "l2" and sc.full is None:
+        return _ap_released_l2(sc, pos_idx, n_pos, block, workers)
     rows = min(block, n)
     width = -(-n // 8) * 8  # float32 rows padded to whole 8-byte words (popcount)
-    buf64 = np.empty((rows, n), dtype=np.float64)
     buf32 = np.full((rows, width), -np.inf, dtype=np.float32)
+    native32 = isinstance(sc, ReleasedScores) and sc.dtype == np.float32
+    buf64 = None if isinstance(sc, ReleasedScores) else np.empty((rows, n), dtype=np.float64)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for s in range(0, n, block):
             e = min(s + block, n)
-            exact = sc.block(slice(s, e), out=buf64)
+            if isinstance(sc, ReleasedScores):
+                blk = sc.block(slice(s, e))
+            else:
+                blk = sc.block(slice(s, e), out=buf64)
             near = buf32[:e - s]
-            near[:, :n] = exact  # rounded to float32: half the traffic of the counting
+            near[:, :n] = blk  # float32 scores copied; float64 ones rounded (order kept)
+            exact = None if native32 else blk
 
             def work(r0: int, exact=exact, near=near, s=s, e=e) -> None:
                 r1 = min(r0 + _TASK, e - s)
-                positions = positive_positions(near[r0:r1], pos_idx[s + r0:s + r1],
-                                               exact=exact[r0:r1])
+                positions = positive_positions(
+                    near[r0:r1], pos_idx[s + r0:s + r1],
+                    exact=None if exact is None else exact[r0:r1])
                 ap[s + r0:s + r1] = _ap_from_positions(positions, n_pos[s + r0:s + r1])
 
             list(pool.map(work, range(0, e - s, _TASK)))
+    return ap
+
+
+def _released_l2_dist(x: np.ndarray, q: int, cols: np.ndarray) -> np.ndarray:
+    """The released ``"L2"`` distances of query row q to rows *cols*, bit for bit: the
+    same elementwise operations and last-axis reduction as
+    ``np.linalg.norm(Q[:, None, :] - X[None, :, :], axis=2)``."""
+    return np.linalg.norm(x[q:q + 1][:, None, :] - x[cols][None, :, :], axis=2)[0]
+
+
+def _ap_released_l2(sc: ReleasedScores, pos_idx: np.ndarray, n_pos: np.ndarray, block: int,
+                    workers: int) -> np.ndarray:
+    """Official l2 AP without computing all n^2 released distances (docs/PROTOCOLS.md §3).
+
+    The released float32 distance r differs from the exact one by a relative error of at
+    most (ceil(log2 d) + 4) units of the dtype in r^2 (rounded differences, squares and
+    a pairwise sum), so two images can be ordered differently by r than by the exact
+    distance only when their exact squared distances lie within a band T of each other.
+    Per positive p of query q: position = #{j : D2_j < D2_p - T} + #{j in the band :
+    r_j < r_p, or r_j == r_p and j < p}, with D2 a float64 expansion
+    ``|x_q|^2 + |x_j|^2 - 2 x_q.x_j`` (its own error bound added to T) and r computed by
+    the released formula for the band only (rare).
+    """
+    x = sc.x
+    n, d = x.shape
+    x64 = x.astype(np.float64)
+    sq = np.einsum("ij,ij->i", x64, x64)
+    lim = float(np.finfo(x.dtype).max)
+    if 4.0 * float(sq.max()) > lim:  # some distance^2 may overflow the dtype
+        _raise_range(sc, int(np.argmax(sq)), "overflow", "would be inf or NaN")
+    unit = float(np.finfo(x.dtype).eps) / 2
+    rel = 4.0 * (2 * (math.ceil(math.log2(max(d, 2))) + 4) + 4) * unit  # x2 margin
+    eps64 = float(np.finfo(np.float64).eps)
+    ap = np.empty(n, dtype=np.float64)
+
+    def rows_ap(s: int, e: int) -> None:
+        d2 = sq[s:e, None] + sq[None, :] - 2.0 * (x64[s:e] @ x64.T)
+        pidx = pos_idx[s:e]
+        valid = pidx >= 0
+        safe = np.where(valid, pidx, 0)
+        v = np.take_along_axis(d2, safe, axis=1)
+        t = rel * np.abs(v) + 8.0 * d * eps64 * (sq[s:e, None] + sq[safe])
+        lo = np.empty(pidx.shape, dtype=np.int64)
+        band = np.empty(pidx.shape, dtype=np.int64)
+        for k in range(pidx.shape[1]):
+            vk, tk = v[:, k:k + 1], t[:, k:k + 1]
+            lo[:, k] = np.count_nonzero(d2 < vk - tk, axis=1)
+            band[:, k] = np.count_nonzero(np.abs(d2 - vk) <= tk, axis=1)
+        for r, k in zip(*np.nonzero(valid & (band > 1)), strict=True):
+            q, p = s + int(r), int(safe[r, k])
+            cols = np.flatnonzero(np.abs(d2[r] - v[r, k]) <= t[r, k])
+            rd = _released_l2_dist(x, q, cols)
+            rp = rd[np.searchsorted(cols, p)]
+            lo[r, k] += int(np.count_nonzero((rd < rp) | ((rd == rp) & (cols < p))))
+        if not np.isfinite(d2).all():
+            _raise_range(sc, s + int(np.flatnonzero(~np.isfinite(d2).all(axis=1))[0]),
+                         "overflow", "would be inf or NaN")
+        lo[~valid] = n
+        ap[s:e] = _ap_from_positions(lo, n_pos[s:e])
+
+    step = max(1, min(block, _TASK))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda s0: rows_ap(s0, min(s0 + step, n)), range(0, n, step)))
     return ap
 
 
@@ -309,9 +542,14 @@ def ap_indices(indices: np.ndarray, categories: np.ndarray) -> np.ndarray:
 
 def evaluate_gpr1200(categories: np.ndarray, *, embeddings: np.ndarray | None = None,
                      metric: str = "cosine", indices: np.ndarray | None = None,
-                     path: object = None, input_rows: np.ndarray | None = None
-                     ) -> GprResult:
+                     path: object = None, input_rows: np.ndarray | None = None,
+                     protocol: ProtocolLike = "official") -> GprResult:
     """mAP and the six subset mAPs (docs/PROTOCOLS.md §3). Give *embeddings* or *indices*.
+
+    *protocol* (``"official"``, ``"strict"`` or a :class:`~bench.protocol.Protocol`, its
+    ``gpr_scores`` field) decides how embeddings are scored: official, the released
+    product in the embeddings' own dtype; strict, exact float64 scores (§3 'Scores under
+    each protocol'). Indices mode is the same under both.
 
     *path* (the embeddings file) and *input_rows* (the file row of each image in
     evaluation order, when an order file rearranged them) only name the culprit in a
@@ -322,7 +560,7 @@ def evaluate_gpr1200(categories: np.ndarray, *, embeddings: np.ndarray | None = 
         raise ValueError("give exactly one of embeddings or indices")
     if embeddings is not None:
         ap = ap_embeddings(embeddings, categories, metric=metric, path=path,
-                           input_rows=input_rows)
+                           input_rows=input_rows, protocol=protocol)
     else:
         ap = ap_indices(indices, categories)
     sub = subset_assignment(categories)
@@ -358,6 +596,7 @@ def neighbours(embeddings: np.ndarray, q: int, k: int, *, metric: str = "cosine"
     return order, sims
 
 
-__all__ = ["GPR_SIZE", "METRICS", "SUBSETS", "GprResult", "Scores", "ap_embeddings",
-           "ap_indices", "evaluate_gpr1200", "neighbours", "positive_positions", "prepare",
+__all__ = ["FULL_PRODUCT_BYTES", "GPR_SIZE", "METRICS", "SUBSETS", "GprResult",
+           "ReleasedScores", "Scores", "ap_embeddings", "ap_indices", "evaluate_gpr1200",
+           "neighbours", "positive_positions", "prepare", "prepare_released",
            "subset_assignment"]

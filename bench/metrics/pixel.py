@@ -147,6 +147,7 @@ class PixelSetupResult:
     map_at_k_seg: float | None = None
     map_t_seg: dict[str, float] | None = None
     per_query_ap_t_seg: np.ndarray | None = None
+    n_positives: np.ndarray | None = None  # (n_queries,) distinct positives of the setup
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,16 +246,22 @@ def map_at_k(scan: RankScan, gnd: Gnd, pairs: dict[Pair, tuple[float, float]], s
              iou_kind: str = "bbox") -> tuple[float, dict[str, float], np.ndarray]:
     """mAP@k over thresholds 0.50..0.95 (§2.3).
 
-    A positive survives threshold t when its IoU (of *iou_kind*, ``"bbox"`` or
-    ``"seg"``) is strictly above t; positives that fail are neither positive nor junk,
-    the setup's junk stays junk. The benchmark's ignored queries are skipped; whether
-    they stay in the denominator is ``Protocol.ignored_in_denominator``. Returns
-    (mAP@k, {"0.50": mAP_t, ...}, per-query AP ``(n_thresholds, n_queries)``).
+    A positive is a hit at threshold t when its IoU (of *iou_kind*, ``"bbox"`` or
+    ``"seg"``) is strictly above t; positives that fail stay in the ranking as ordinary
+    images (neither hit nor junk), the setup's junk stays junk. N of a query's AP_t is
+    ``Protocol.n_at_threshold``: ``"surviving"`` (official) N = its hits at t, and a query
+    without any is empty at t (AP NaN, out of the mean of t); ``"all"`` (strict) N = all
+    the setup's positives, so such a query has AP_t = 0 and every query with a positive
+    counts at every t. A query without positives in the setup is always left out. The
+    benchmark's ignored queries are skipped; whether they stay in the denominator is
+    ``Protocol.ignored_in_denominator``. Returns (mAP@k, {"0.50": mAP_t, ...}, per-query
+    AP ``(n_thresholds, n_queries)``, NaN = left out).
     """
     proto = Protocol.of(protocol)
     if iou_kind not in ("bbox", "seg"):
         raise ValueError(f"iou_kind must be 'bbox' or 'seg', got {iou_kind!r}")
     col = 0 if iou_kind == "bbox" else 1
+    all_positives = proto.n_at_threshold == "all"
     ignored = IGNORED_QUERIES.get(benchmark, frozenset())
     pos_labels, _ = setup_labels(setup)
     nq = gnd.n_queries
@@ -273,15 +280,58 @@ def map_at_k(scan: RankScan, gnd: Gnd, pairs: dict[Pair, tuple[float, float]], s
                 continue
             pos, ious = cand[q]
             keep = pos[ious > t] if pos.size else pos
-            if keep.size == 0:
+            if (pos if all_positives else keep).size == 0:
                 n_empty += 1
                 continue
             adj, _, n = setup_adjusted(scan, gnd, setup, q, keep_ids=keep)
+            if all_positives:
+                n = int(np.unique(pos).size)
             per_q[ti, q] = average_precision(adj, n)
             total += per_q[ti, q]
         denom = nq - n_empty - (0 if proto.ignored_in_denominator else n_ignored)
         map_t[threshold_key(t)] = total / denom if denom > 0 else math.nan
     return float(np.mean(list(map_t.values()))), map_t, per_q
+
+
+def undefined_reasons(s: PixelSetupResult, protocol: ProtocolLike = "official",
+                      setup: str = "") -> dict[str, str]:
+    """Why each undefined (NaN) number of one setup's result is undefined, for the app's
+    cards: ``{"miou_bbox" | "miou_seg" | "map_at_k" | "map_at_k_seg" | "image_map": why}``,
+    only for the numbers that are NaN (docs/PROTOCOLS.md §2.2, §2.3).
+    """
+    proto = Protocol.of(protocol)
+    where = f"the {setup} setup" if setup else "this setup"
+    out: dict[str, str] = {}
+    for name, per_q in (("miou_bbox", s.per_query_bbox), ("miou_seg", s.per_query_seg)):
+        if not math.isnan(getattr(s, name)):
+            continue
+        if not per_q.size or np.isnan(per_q).all():
+            out[name] = f"no query has a pair in {where}"
+        else:
+            out[name] = (f"{int(np.isnan(per_q).sum())} queries have an empty list in {where}: "
+                         "the official mIoU is then NaN (np.mean of an empty list in the "
+                         "released mious.py); the strict protocol leaves them out")
+    for name, ap_t, map_t in (("map_at_k", s.per_query_ap_t, s.map_t),
+                              ("map_at_k_seg", s.per_query_ap_t_seg, s.map_t_seg)):
+        value = getattr(s, name)
+        if value is None or not math.isnan(value):
+            continue
+        bad = [k for k, v in (map_t or {}).items() if math.isnan(v)]
+        no_pos = s.n_positives is not None and not (s.n_positives > 0).any()
+        if no_pos or ap_t is None or (np.isnan(ap_t).all() and not (
+                proto.n_at_threshold == "surviving" and s.n_positives is not None)):
+            out[name] = (f"no evaluated query has a positive in {where} (queries without "
+                         "positives and the benchmark's ignored queries are left out)")
+            continue
+        if proto.n_at_threshold == "surviving" and bad:
+            out[name] = (f"at t = {bad[0]} no query has a positive localised above t; "
+                         "officially such queries leave mAP_t (0 / 0). The strict protocol "
+                         "keeps them with AP_t = 0")
+        else:
+            out[name] = f"mAP_t is undefined at t = {', '.join(bad)}"
+    if s.image_map is not None and math.isnan(s.image_map):
+        out["image_map"] = f"no query has a positive in {where}"
+    return out
 
 
 def evaluate_pixel(gnd: Gnd, gt: dict[Pair, list[np.ndarray]],
@@ -325,7 +375,8 @@ def evaluate_pixel(gnd: Gnd, gt: dict[Pair, list[np.ndarray]],
             img = image_level[setup]
             m, mt, pq = map_at_k(scan, gnd, pairs, setup, protocol=proto, benchmark=bm,
                                  iou_kind="bbox")
-            extra = dict(image_map=img.mAP, map_at_k=m, map_t=mt, per_query_ap_t=pq)
+            extra = dict(image_map=img.mAP, map_at_k=m, map_t=mt, per_query_ap_t=pq,
+                         n_positives=img.n_pos)
             if "seg" in proto.threshold_iou:
                 ms, mts, pqs = map_at_k(scan, gnd, pairs, setup, protocol=proto, benchmark=bm,
                                         iou_kind="seg")
@@ -340,4 +391,4 @@ def evaluate_pixel(gnd: Gnd, gt: dict[Pair, list[np.ndarray]],
 __all__ = ["IGNORED_QUERIES", "PIXEL_SETUPS", "THRESHOLDS", "Pair", "PixelResult",
            "PixelSetupResult", "aggregate_miou", "benchmark_for", "canvas_for",
            "compute_pair_ious", "evaluate_pixel", "map_at_k", "miou", "pair_canvas",
-           "pair_iou", "pair_ious"]
+           "pair_iou", "pair_ious", "undefined_reasons"]

@@ -7,9 +7,16 @@ One concern per module, no Streamlit and no plotting:
   sequence, the frozen :class:`StudyDefinition`;
 - :mod:`bench.study.records`: one answer, its scoring (hit, miss, false alarm, correct
   rejection), safe parsing of a line, CSV export neutralised for spreadsheets;
-- :mod:`bench.study.store`: the append-only JSON Lines file, its lock, round-robin
-  assignment, one answer per (participant, trial), active sessions;
-- :mod:`bench.study.stats`: the analysis with ``scipy.stats`` and :func:`report`.
+- :mod:`bench.study.store`: the SQL store (SQLite in the study folder, or PostgreSQL by
+  ``$BENCH_STUDY_DB``): group assignment at consent, one answer per (participant, trial),
+  the single-tab lease, the import of JSON Lines studies;
+- :mod:`bench.study.platforms`: recruiting platforms (Prolific, MTurk, param:NAME): links,
+  participant ids, completion codes;
+- :mod:`bench.study.export`: the tidy one-row-per-trial table (CSV, Parquet) and codebook;
+- :mod:`bench.study.stats`: exclusions and the flow table, the mixed models, the secondary
+  tests with ``scipy.stats``, and :func:`report`;
+- :mod:`bench.study.glmm`: the GLMM (logit / probit) and LMM with crossed random
+  intercepts; :mod:`bench.study.power`: simulated studies and the power estimate.
 """
 
 from __future__ import annotations
@@ -23,14 +30,21 @@ _EXPORTS = {
     "bench.study.design": ("GROUND_TRUTH", "NONE", "StudyDefinition", "StudyTrial",
                            "condition_label", "condition_method", "images_dir",
                            "make_definition", "new_definition", "parse_conditions",
-                           "williams_square"),
+                           "williams_square", "ExclusionRules", "design_warnings", "plan"),
     "bench.study.records": ("Answer", "answers_csv", "click_in_region", "csv_cell",
                             "parse_line", "score", "to_csv"),
-    "bench.study.stats": ("format_report", "report"),
-    "bench.study.store": ("AlreadyAnswered", "Assignment", "LineProblem", "SessionActive",
-                          "StudyState", "StudyStore", "create_study", "default_data_dir",
-                          "list_studies", "new_session_token", "read_study_file",
-                          "resolve_study", "study_file", "study_link"),
+    "bench.study.stats": ("format_report", "report", "models", "flow",
+                          "participant_checks"),
+    "bench.study.power": ("simulate_answers",),  # not "power": the module's name
+    "bench.study.store": ("AlreadyAnswered", "Assignment", "Completion", "LineProblem",
+                          "Participant", "ParticipantReturned", "SessionActive",
+                          "StudyState", "StudyStore", "create_study", "database_url",
+                          "default_data_dir", "list_studies", "new_session_token",
+                          "read_study", "read_study_file", "resolve_study", "study_file",
+                          "study_link"),
+    "bench.study.platforms": ("parse_platform", "participant_from_query",
+                              "participant_link"),
+    "bench.study.export": ("tidy_rows", "write_export"),
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -1,8 +1,16 @@
-"""Analysis of a user study with ``scipy.stats`` (docs/PROTOCOLS.md §7).
+"""Analysis of a user study (docs/PROTOCOLS.md §7.5).
 
 Every function takes records in and returns JSON-ready dicts (NaN -> ``None``); nothing
 here reads a file or draws. :func:`report` is what ``python -m bench study report --json``
-prints and what the experimenter's dashboard shows.
+prints and what the experimenter's dashboard shows. It opens with the flow table
+(:func:`flow`: opened, consented, completed, excluded by each declared rule of
+:class:`bench.study.design.ExclusionRules`, analysed), and every figure after it uses the
+same analysed participants. The primary analysis is :func:`models` (mixed models with
+crossed random intercepts for participants and items = query objects, fitted by
+:mod:`bench.study.glmm`): a logistic GLMM of a correct answer on condition, the SDT
+probit GLMM of "here" on condition x present, and an LMM of log time of the hits; each
+condition's effect against the reference with its interval and p. The tests below are
+secondary.
 
 Definitions (per condition c, over the counted answers: the first answer of each
 participant to each trial)
@@ -34,23 +42,16 @@ conditions: the Friedman test (``scipy.stats.friedmanchisquare``) over the
 participants with a value in every condition, with Kendall's W = chi2 / (n (k - 1)),
 and Holm-corrected p values for the pairwise tests (per measure and test).
 
-Item-level exact McNemar tests. A participant sees each pair once, in one condition, so
-an *item* pairs answers of different participants: for pair p and conditions a, b, the
-j-th participant (in order of arrival) who saw p in condition a is matched with the j-th
-who saw p in condition b; unmatched answers are left out. With round-robin assignment
-these are the participants of the same cycle of the Latin square. Over the items of the
-positive pairs: b = hit in a only, c = hit in b only; p = ``scipy.stats.binomtest(b, b +
-c, 0.5)`` (two-sided exact McNemar; 1 when b + c = 0); effect sizes: the matched odds
-ratio b / c and the difference of hit proportions (b - c) / items. Holm-corrected over
-the pairs of conditions.
+Per item (:func:`item_tests`): an item is a query object, shown in every condition to
+different participants; its hit rate per condition; over the items with answers in both
+conditions of a pair, the Wilcoxon signed-rank and exact sign tests of the differences,
+Holm-corrected over the pairs of conditions.
 
-Human against machine, on the study's positive pairs: the participants' hit rate per
-pair (in condition ``none`` when the study has it, the unaided human; else over all
-conditions) beside each method's IoU with the ground truth on the same pair (official
-protocol, §2; 0 without a prediction) and its success (seg IoU > 0.5; the bbox IoU's
-success beside it). Exact paired test per method over the pairs with answers: human
-success = hit rate > 0.5 (pairs at exactly 0.5 are ties and left out), machine success
-as above; b = human only, c = machine only; p = ``binomtest(b, b + c, 0.5)``.
+Human against machine (:func:`human_vs_machine`), on the study's positive pairs: the
+participants' hit rate per pair (in condition ``none`` when the study has it) beside
+each method's success under the click criterion (its region contains the centroid of the
+ground-truth region) and seg IoU > 0.5, pooled over pairs with a logistic GLMM of success
+on agent; the exact paired test over pairs is kept beside it.
 """
 
 from __future__ import annotations
@@ -62,8 +63,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from bench.study.design import IOU_SUCCESS, NONE, StudyDefinition, condition_label
-from bench.study.records import Answer
+from bench.study.design import (
+    EXCLUSION_RULES,
+    IOU_SUCCESS,
+    NONE,
+    StudyDefinition,
+    condition_label,
+    condition_method,
+)
+from bench.study.glmm import fit_glmm, fit_lmm
+from bench.study.records import Answer, click_in_region
 
 MEASURES = ("accuracy", "hit_rate", "dprime", "time_ms")
 N_RESAMPLES = 9999
@@ -174,8 +183,8 @@ def condition_summary(answers: Sequence[Answer], conditions: Sequence[str], *,
         sel = [a for a in answers if a.condition == c]
         n = _counts(sel)
         t = _times(sel)
-        server = [a.server_ms for a in sel if a.trial_kind == "positive"
-                  and a.answer != "timeout" and a.server_ms is not None]
+        server = [a.server_ms for a in sel if a.trial_kind == "positive" and a.timed
+                  and a.server_ms is not None]  # the browser times' trials
         correct = n["hits"] + n["correct_rejections"]
         out[c] = {
             "label": condition_label(c), **n,
@@ -296,51 +305,385 @@ def paired_tests(rows: Sequence[Mapping], conditions: Sequence[str], measure: st
 
 # ---------------------------------------------------------------- per item
 
-def item_tests(answers: Sequence[Answer], conditions: Sequence[str],
-               arrival: Mapping[str, int]) -> dict:
-    """Exact McNemar tests on items (see the module docstring). *arrival* maps a
-    participant to their arrival number (the store's assignment index)."""
-    by: dict[tuple[str, str], list[tuple[int, str, bool]]] = {}
+def item_tests(answers: Sequence[Answer], conditions: Sequence[str]) -> dict:
+    """Per-item tests (§7.5): an item is a query object, and every item is shown in
+    every condition (to different participants, by the Latin square). Each item's hit
+    rate per condition over the participants who saw it there; for each pair of
+    conditions (a, b), over the items with positive answers in both, d = rate_a - rate_b:
+    the Wilcoxon signed-rank test (zero differences dropped) and the exact sign test
+    (``binomtest(#d > 0, #d != 0, 0.5)``), Holm-adjusted over the pairs of conditions."""
+    rates: dict[tuple[int, str], list[bool]] = {}
     for a in answers:
         if a.trial_kind == "positive":
-            by.setdefault((a.trial, a.condition), []).append(
-                (arrival.get(a.participant, 2**31), a.participant, a.outcome == "hit"))
-    for v in by.values():
-        v.sort()
-    trials = sorted({t for t, _ in by})
+            rates.setdefault((a.q, a.condition), []).append(a.outcome == "hit")
+    items = sorted({q for q, _ in rates})
     k = len(conditions)
     pairwise = []
     for ia in range(k):
         for ib in range(ia + 1, k):
             ca, cb = conditions[ia], conditions[ib]
-            both = only_a = only_b = neither = 0
-            for t in trials:
-                for (_, _, ha), (_, _, hb) in zip(by.get((t, ca), []), by.get((t, cb), []),
-                                                  strict=False):
-                    both += ha and hb
-                    only_a += ha and not hb
-                    only_b += hb and not ha
-                    neither += not ha and not hb
-            n = both + only_a + only_b + neither
-            disc = only_a + only_b
-            p = float(stats.binomtest(only_a, disc, 0.5).pvalue) if disc else 1.0
-            pairwise.append({"a": ca, "b": cb, "n_items": n, "both": both, "only_a": only_a,
-                             "only_b": only_b, "neither": neither, "p_exact": p,
-                             "odds_ratio": only_a / only_b if only_b else None,
-                             "difference": (only_a - only_b) / n if n else None})
-    for e, p in zip(pairwise, holm([e["p_exact"] for e in pairwise]), strict=True):
-        e["p_holm"] = p
-    return {"outcome": "hit, positive pairs",
-            "matching": "j-th participant (by arrival) who saw the pair in a with the j-th "
-                        "who saw it in b",
-            "pairwise": pairwise}
+            both = [q for q in items if (q, ca) in rates and (q, cb) in rates]
+            x = np.array([np.mean(rates[(q, ca)]) for q in both], dtype=np.float64)
+            y = np.array([np.mean(rates[(q, cb)]) for q in both], dtype=np.float64)
+            d = x - y
+            up, down = int(np.sum(d > 0)), int(np.sum(d < 0))
+            nz = d[d != 0]
+            if nz.size:
+                w = _quiet(stats.wilcoxon, x, y, zero_method="wilcox")
+                wp, ws = _num(w.pvalue), _num(w.statistic)
+            else:
+                wp, ws = (1.0 if len(both) else None), None
+            pairwise.append({"a": ca, "b": cb, "n_items": len(both),
+                             "mean_a": _mean(x), "mean_b": _mean(y), "mean_diff": _mean(d),
+                             "a_higher": up, "b_higher": down, "ties": len(both) - up - down,
+                             "wilcoxon": {"statistic": ws, "p": wp},
+                             "sign_test_p": float(stats.binomtest(up, up + down, 0.5).pvalue)
+                             if up + down else (1.0 if len(both) else None)})
+    for key in ("wilcoxon", "sign"):
+        ps = [e["wilcoxon"]["p"] if key == "wilcoxon" else e["sign_test_p"] for e in pairwise]
+        for e, p in zip(pairwise, holm(ps), strict=True):
+            if key == "wilcoxon":
+                e["wilcoxon"]["p_holm"] = p
+            else:
+                e["sign_test_p_holm"] = p
+    return {"outcome": "hit rate per item (query) and condition, positive trials",
+            "matching": "the same item across conditions", "pairwise": pairwise}
 
 
 # ---------------------------------------------------------------- human against machine
 
-def human_vs_machine(answers: Sequence[Answer], definition: StudyDefinition) -> dict:
-    """Participants' hit rate per positive pair beside each method's IoU and success on
-    the same pair, with an exact paired test per method (see the module docstring)."""
+def region_centroid(shapes: Sequence[np.ndarray]) -> tuple[float, float] | None:
+    """The area-weighted centroid of the union of *shapes* (polygons, shoelace
+    formula; shapes taken as disjoint); the mean vertex for degenerate polygons."""
+    ax = ay = area = 0.0
+    pts = []
+    for s in shapes:
+        p = np.asarray(s, dtype=np.float64).reshape(-1, 2)
+        if len(p) == 0:
+            continue
+        pts.append(p)
+        x, y = p[:, 0], p[:, 1]
+        x1, y1 = np.roll(x, -1), np.roll(y, -1)
+        cross = x * y1 - x1 * y
+        a = 0.5 * float(cross.sum())
+        if abs(a) > 1e-12:
+            ax += float(((x + x1) * cross).sum()) / 6.0
+            ay += float(((y + y1) * cross).sum()) / 6.0
+            area += a
+    if not pts:
+        return None
+    if abs(area) < 1e-12:
+        allp = np.concatenate(pts)
+        return float(allp[:, 0].mean()), float(allp[:, 1].mean())
+    return ax / area, ay / area
+
+
+def per_pair_needed(alpha: float = 0.05) -> int:
+    """The fewest answers on one pair for which an exact two-sided binomial test of the
+    human hit rate against 1/2 can be significant at *alpha* at all (all answers
+    agreeing): the smallest m with 2 * 0.5^m < alpha."""
+    m = 1
+    while 2 * 0.5 ** m >= alpha:
+        m += 1
+    return m
+
+
+# ---------------------------------------------------------------- exclusions and flow
+
+def participant_checks(answers: Sequence[Answer], definition: StudyDefinition,
+                       practice: Mapping[str, Sequence] | None = None) -> list[dict]:
+    """Per participant with at least one recorded answer: what the declared exclusion
+    rules look at and which rules apply (§7.2, :class:`~bench.study.design.
+    ExclusionRules`): ``{"participant", "answered", "completed_share",
+    "false_alarm_rate", "fast_share", "hidden_ms", "practice_accuracy", "rules": [...],
+    "excluded_by": first rule or None}``. *practice*: participant -> practice outcomes
+    (True = correct), when the store records practice answers."""
+    r = definition.exclusions
+    by: dict[str, list[Answer]] = {}
+    for a in answers:
+        by.setdefault(a.participant, []).append(a)
+    out = []
+    for pid in sorted(by):
+        mine = by[pid]
+        cat = [a for a in mine if a.trial_kind == "catch"]
+        fa = _rate(sum(a.outcome == "false_alarm" for a in cat), len(cat))
+        timed = [a for a in mine if a.browser_ms is not None and a.answer != "timeout"]
+        fast = _rate(sum(a.browser_ms < r.fast_ms for a in timed), len(timed))
+        hidden = float(sum(a.hidden_ms for a in mine))
+        share = len(mine) / definition.n_trials if definition.n_trials else 1.0
+        prac = None
+        if practice is not None and practice.get(pid):
+            prac = float(np.mean([bool(x) for x in practice[pid]]))
+        rules = []
+        if share < r.min_completed - 1e-12:
+            rules.append("incomplete")
+        if fa is not None and fa > r.max_false_alarm_rate:
+            rules.append("false_alarms")
+        if fast is not None and fast > r.max_fast_share:
+            rules.append("fast")
+        if hidden > r.max_hidden_ms:
+            rules.append("hidden")
+        if r.min_practice_accuracy is not None and prac is not None \
+                and prac < r.min_practice_accuracy:
+            rules.append("practice")
+        out.append({"participant": pid, "answered": len(mine), "completed_share": share,
+                    "false_alarm_rate": fa, "fast_share": fast, "hidden_ms": hidden,
+                    "practice_accuracy": prac, "rules": rules,
+                    "excluded_by": rules[0] if rules else None})
+    return out
+
+
+def flow(state, checks: Sequence[Mapping]) -> dict:
+    """The flow table (§7.5): opened the link, consented, completed, excluded by each
+    rule (the first that applies, in the declared order), analysed. With a store that
+    records consent (participant rows), consented = participants with a consent time;
+    with a file that does not, consented = participants with at least one answer (the
+    ``consent_recorded`` flag says which)."""
+    d: StudyDefinition = state.definition
+    parts = getattr(state, "participants", None) or {}
+    answered = {c["participant"] for c in checks}
+    returned = {p for p, x in parts.items() if getattr(x, "status", "") == "returned"}
+    if parts:
+        opened = len(parts)
+        consented = sum(1 for x in parts.values() if getattr(x, "consented_at", None))
+        recorded = True
+    else:
+        opened = len(state.assignments)
+        consented = len(answered)
+        recorded = False
+    completed = sum(c["answered"] >= d.n_trials for c in checks)
+    excluded = {rule: 0 for rule in EXCLUSION_RULES}
+    withdrawn = 0
+    for c in checks:
+        if c["participant"] in returned:
+            withdrawn += 1
+        elif c["excluded_by"]:
+            excluded[c["excluded_by"]] += 1
+    analysed = len(answered) - withdrawn - sum(excluded.values())
+    return {"opened": opened, "consented": consented, "started": len(answered),
+            "completed": completed, "withdrawn": withdrawn, "excluded": excluded,
+            "analysed": analysed, "consent_recorded": recorded,
+            "rules": d.exclusions.describe(), "rule_values": d.exclusions.to_json()}
+
+
+# ---------------------------------------------------------------- mixed models
+
+def reference_condition(conditions: Sequence[str]) -> str:
+    """The reference of the model contrasts: ``none`` when the study has it (the unaided
+    human), else the first condition."""
+    return NONE if NONE in conditions else conditions[0]
+
+
+def _condition_columns(cond: np.ndarray, conds: Sequence[str], ref: str
+                       ) -> tuple[list[str], list[np.ndarray]]:
+    others = [c for c in conds if c != ref]
+    return ([f"condition[{c}]" for c in others],
+            [(cond == c).astype(np.float64) for c in others])
+
+
+def _items(answers: Sequence[Answer]) -> np.ndarray:
+    """The item of each answer: its query object (§7.2: an item is a query)."""
+    return np.array([a.q for a in answers])
+
+
+def model_correct(answers: Sequence[Answer], conds: Sequence[str], *, level: float = LEVEL,
+                  check: bool = False) -> dict:
+    """The primary analysis: logistic GLMM of a correct answer (hit or correct
+    rejection) on condition with crossed random intercepts for participant and item
+    (query), ``logit P(correct) = b0 + b_c + u_participant + v_item`` (:mod:`bench.
+    study.glmm`). Each condition's effect against the reference: log odds ratio with
+    its Wald interval and p, and the odds ratio."""
+    ref = reference_condition(conds)
+    base = {"formula": "correct ~ condition + (1 | participant) + (1 | item)",
+            "family": "binomial, logit link", "reference": ref,
+            "estimator": "Laplace approximation, restricted (bench.study.glmm)"}
+    present = [c for c in conds if any(a.condition == c for a in answers)]
+    if len(present) < len(conds) or len(answers) < 2:
+        return {**base, "error": "not every condition has answers yet"}
+    y = np.array([a.correct for a in answers], dtype=np.float64)
+    cond = np.array([a.condition for a in answers])
+    names, cols = _condition_columns(cond, conds, ref)
+    X = np.column_stack([np.ones(len(y))] + cols)
+    try:
+        fit = fit_glmm(y, X, ["intercept"] + names,
+                       {"participant": np.array([a.participant for a in answers]),
+                        "item": _items(answers)})
+    except ValueError as exc:
+        return {**base, "error": str(exc)}
+    effects = {}
+    for c, nm in zip([c for c in conds if c != ref], names, strict=True):
+        e = fit.effect(nm, level)
+        e["odds_ratio"] = _exp(e["estimate"])
+        e["odds_ratio_ci"] = [_exp(v) for v in e["ci"]]
+        effects[c] = {"vs": ref, **e}
+    per = {}
+    for c in conds:
+        w = np.zeros(len(fit.names))
+        w[0] = 1.0
+        if c != ref:
+            w[fit.names.index(f"condition[{c}]")] = 1.0
+        e = fit.contrast(w, level)
+        per[c] = {"accuracy": _expit(e["estimate"]),
+                  "accuracy_ci": [_expit(v) for v in e["ci"]]}
+    out = {**base, "n": fit.n, "participants": fit.levels["participant"],
+           "items": fit.levels["item"], "converged": fit.converged,
+           "random_sd": fit.sigma, "effects": effects, "conditions": per}
+    if check:
+        out["check"] = _statsmodels_check(y, X, fit.names, answers)
+    return out
+
+
+def _statsmodels_check(y: np.ndarray, X: np.ndarray, names: Sequence[str],
+                       answers: Sequence[Answer]) -> dict:
+    """statsmodels' ``BinomialBayesMixedGLM`` (variational Bayes, ``fit_vb``) on the same
+    model, as a cross-check of the estimates by a second implementation. Its posterior
+    sds are not used for inference: on simulated studies they were too small (§7.5)."""
+    from scipy import sparse
+    from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
+
+    cols, ident = [], []
+    for f, codes in enumerate((np.array([a.participant for a in answers]), _items(answers))):
+        _, inv = np.unique(codes, return_inverse=True)
+        m = int(inv.max()) + 1
+        cols.append(sparse.csr_matrix((np.ones(len(inv)), (np.arange(len(inv)), inv)),
+                                      shape=(len(inv), m)))
+        ident += [f] * m
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            res = BinomialBayesMixedGLM(y, X, sparse.hstack(cols, format="csr"),
+                                        np.asarray(ident), vcp_p=1.0, fe_p=10.0).fit_vb()
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return {"estimator": "statsmodels BinomialBayesMixedGLM.fit_vb",
+                "error": str(exc)[:200]}
+    return {"estimator": "statsmodels BinomialBayesMixedGLM.fit_vb (posterior means)",
+            "estimates": {nm: _num(v) for nm, v in zip(names, res.fe_mean, strict=True)},
+            "random_sd": {"participant": _num(math.exp(res.vcp_mean[0])),
+                          "item": _num(math.exp(res.vcp_mean[1]))}}
+
+
+def model_sdt(answers: Sequence[Answer], conds: Sequence[str], *, level: float = LEVEL
+              ) -> dict:
+    """Signal detection as a probit GLMM (DeCarlo 1998): ``probit P("here") = a_c +
+    d_c (present - 1/2) + u_participant + v_item``, "here" = a click, present = a
+    positive trial. d_c is the condition's d', ``-a_c`` its criterion c (0 = unbiased;
+    > 0 = conservative). Fitted with treatment contrasts, so ``condition[x]:present``
+    is the change of d' and ``-condition[x]`` the change of criterion from the
+    reference; per condition d' and c with intervals."""
+    ref = reference_condition(conds)
+    base = {"formula": "here ~ condition * present + (1 | participant) + (1 | item)",
+            "family": "binomial, probit link",
+            "coding": "present = +1/2 on positive trials, -1/2 on catch trials",
+            "reference": ref,
+            "estimator": "Laplace approximation, restricted (bench.study.glmm)"}
+    kinds = {(a.condition, a.trial_kind) for a in answers}
+    if any((c, k) not in kinds for c in conds for k in ("positive", "catch")):
+        return {**base, "error": "every condition needs answers on positive and on catch "
+                                 "trials"}
+    y = np.array([a.answer == "click" for a in answers], dtype=np.float64)
+    cond = np.array([a.condition for a in answers])
+    pc = np.array([0.5 if a.trial_kind == "positive" else -0.5 for a in answers])
+    names, cols = _condition_columns(cond, conds, ref)
+    X = np.column_stack([np.ones(len(y))] + cols + [pc] + [col * pc for col in cols])
+    allnames = ["intercept"] + names + ["present"] + [f"{nm}:present" for nm in names]
+    try:
+        fit = fit_glmm(y, X, allnames,
+                       {"participant": np.array([a.participant for a in answers]),
+                        "item": _items(answers)}, link="probit")
+    except ValueError as exc:
+        return {**base, "error": str(exc)}
+    effects, per = {}, {}
+    p = len(allnames)
+    for c in conds:
+        wd, wc = np.zeros(p), np.zeros(p)
+        wd[allnames.index("present")] = 1.0
+        wc[0] = -1.0
+        if c != ref:
+            wd[allnames.index(f"condition[{c}]:present")] = 1.0
+            wc[allnames.index(f"condition[{c}]")] = -1.0
+            dd = fit.effect(f"condition[{c}]:present", level)
+            dc = fit.contrast(-np.eye(p)[allnames.index(f"condition[{c}]")], level)
+            effects[c] = {"vs": ref, "dprime": dd, "criterion": dc}
+        per[c] = {"dprime": fit.contrast(wd, level), "criterion": fit.contrast(wc, level)}
+    return {**base, "n": fit.n, "participants": fit.levels["participant"],
+            "items": fit.levels["item"], "converged": fit.converged,
+            "random_sd": fit.sigma, "effects": effects, "conditions": per}
+
+
+def model_time(answers: Sequence[Answer], conds: Sequence[str], *, level: float = LEVEL
+               ) -> dict:
+    """Linear mixed model of log browser time of the hits (correct "here" answers
+    without a flag; misses are not times to find): ``log(ms) ~ condition +
+    (1 | participant) + (1 | item)``, REML (:func:`bench.study.glmm.fit_lmm`, the model
+    of ``statsmodels`` MixedLM with crossed variance components). Effects as time
+    ratios exp(b) with Wald intervals and p; per condition the geometric mean time."""
+    ref = reference_condition(conds)
+    base = {"formula": "log(browser_ms) ~ condition + (1 | participant) + (1 | item)",
+            "trials": "hits without a flag", "reference": ref,
+            "estimator": "REML, crossed random intercepts (bench.study.glmm.fit_lmm)"}
+    hits = [a for a in answers if a.outcome == "hit" and a.timed and a.browser_ms > 0]
+    if len({a.condition for a in hits}) < len(conds) or len(hits) < len(conds) + 3:
+        return {**base, "error": "too few timed hits in some condition"}
+    y = np.log([a.browser_ms for a in hits])
+    cond = np.array([a.condition for a in hits])
+    names, cols = _condition_columns(cond, conds, ref)
+    X = np.column_stack([np.ones(len(y))] + cols)
+    try:
+        fit = fit_lmm(y, X, ["intercept"] + names,
+                      {"participant": np.array([a.participant for a in hits]),
+                       "item": _items(hits)})
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return {**base, "error": f"the model could not be fitted ({exc})"}
+    effects, per = {}, {}
+    for c in conds:
+        w = np.zeros(len(fit.names))
+        w[0] = 1.0
+        if c != ref:
+            nm = f"condition[{c}]"
+            e = fit.effect(nm, level)
+            e["ratio"] = _exp(e["estimate"])
+            e["ratio_ci"] = [_exp(v) for v in e["ci"]]
+            effects[c] = {"vs": ref, **e}
+            w[fit.names.index(nm)] = 1.0
+        e = fit.contrast(w, level)
+        per[c] = {"geometric_mean_ms": _exp(e["estimate"]),
+                  "ci": [_exp(v) for v in e["ci"]]}
+    return {**base, "n": fit.n, "participants": fit.levels["participant"],
+            "items": fit.levels["item"], "converged": fit.converged,
+            "random_sd": fit.sigma, "residual_sd": fit.residual_sd,
+            "effects": effects, "conditions": per}
+
+
+def _exp(x):
+    return None if x is None else float(math.exp(min(max(x, -700.0), 700.0)))
+
+
+def _expit(x):
+    from scipy.special import expit
+
+    return None if x is None else float(expit(x))
+
+
+def models(answers: Sequence[Answer], conds: Sequence[str], *, level: float = LEVEL,
+           check: bool = False) -> dict:
+    """The three mixed models of §7.5 on the analysed answers (*check*: add statsmodels'
+    variational fit of the primary model beside it, ``correct.check``; seconds more)."""
+    return {"reference": reference_condition(conds),
+            "correct": model_correct(answers, conds, level=level, check=check),
+            "sdt": model_sdt(answers, conds, level=level),
+            "time": model_time(answers, conds, level=level)}
+
+
+
+def human_vs_machine(answers: Sequence[Answer], definition: StudyDefinition, *,
+                     level: float = LEVEL) -> dict:
+    """Participants' hit rate per positive pair beside each method's success on the same
+    pair, on one criterion (§7.5): the *click criterion* (the method's region contains
+    the centroid of the object's ground-truth region, as a participant's click must be
+    inside the region) and, beside it, seg IoU > 0.5. Pooled over pairs with a logistic
+    GLMM ``success ~ agent + (1 | item) + (1 | participant)`` on the human answers in
+    the unaided condition and one machine row per pair (the machine's rows share one
+    participant level per method); the old exact test over pairs is kept."""
     conds = definition.conditions
     human_condition = NONE if NONE in conds else None
     positives = [t for t in definition.trials if t.kind == "positive"]
@@ -348,6 +691,8 @@ def human_vs_machine(answers: Sequence[Answer], definition: StudyDefinition) -> 
     by_trial: dict[str, list[Answer]] = {}
     for a in answers:
         by_trial.setdefault(a.trial, []).append(a)
+    # the click criterion needs the method's polygon: the study keeps those it draws
+    drawn = {condition_method(c) for c in conds if condition_method(c)}
     pairs = []
     for t in positives:
         sel = by_trial.get(t.id, [])
@@ -357,23 +702,44 @@ def human_vs_machine(answers: Sequence[Answer], definition: StudyDefinition) -> 
         for c in conds:
             sc = [a for a in sel if a.condition == c]
             by_c[c] = _rate(sum(a.outcome == "hit" for a in sc), len(sc))
+        cen = region_centroid(t.region_arrays())
         machine = {}
         for m in methods:
             bb, sg = t.iou.get(m, (0.0, 0.0))
+            click = None
+            if m in drawn:
+                poly = t.predictions.get(m)
+                click = bool(poly is not None and cen is not None
+                             and click_in_region(cen[0], cen[1], [np.asarray(poly)]))
             machine[m] = {"iou_bbox": bb, "iou_seg": sg, "success": sg > IOU_SUCCESS,
-                          "success_bbox": bb > IOU_SUCCESS}
+                          "success_bbox": bb > IOU_SUCCESS, "success_click": click}
         pairs.append({"trial": t.id, "q": t.q, "i": t.i, "difficulty": t.difficulty,
                       "n": len(used), "hits": hits, "hit_rate": _rate(hits, len(used)),
-                      "hit_rate_by_condition": by_c, "machine": machine})
+                      "hit_rate_by_condition": by_c, "machine": machine,
+                      "centroid": None if cen is None else list(cen)})
     answered = [p for p in pairs if p["n"]]
+    n_answers = [p["n"] for p in pairs]
+    need = per_pair_needed()
     overall: dict = {
         "n_pairs": len(pairs), "n_pairs_answered": len(answered),
         "human_hit_rate": _rate(sum(p["hits"] for p in pairs), sum(p["n"] for p in pairs)),
         "human_mean_pair_hit_rate": _mean([p["hit_rate"] for p in answered]),
+        "participants_per_pair": {"median": _median(n_answers),
+                                  "min": min(n_answers, default=0),
+                                  "max": max(n_answers, default=0)},
+        "per_pair_test_needs": {
+            "answers_per_pair": need,
+            "participants": need * (len(conds) if human_condition else 1),
+            "why": f"an exact binomial test of one pair's hit rate can reach p < 0.05 only "
+                   f"with at least {need} answers (all agreeing); each participant sees a "
+                   f"pair in the unaided condition with probability 1/{len(conds)}"},
         "methods": {}}
+    human_rows = [a for a in answers if a.trial_kind == "positive"
+                  and (human_condition is None or a.condition == human_condition)]
     for m in methods:
         seg = [p["machine"][m]["iou_seg"] for p in pairs]
         box = [p["machine"][m]["iou_bbox"] for p in pairs]
+        clicks = [p["machine"][m]["success_click"] for p in pairs]
         both = human_only = machine_only = neither = ties = 0
         for p in answered:
             if p["hit_rate"] == 0.5:
@@ -385,32 +751,76 @@ def human_vs_machine(answers: Sequence[Answer], definition: StudyDefinition) -> 
             machine_only += mm and not h
             neither += not h and not mm
         disc = human_only + machine_only
-        overall["methods"][m] = {
+        entry = {
             "success_rate": _mean([s > IOU_SUCCESS for s in seg]),
             "success_rate_bbox": _mean([b > IOU_SUCCESS for b in box]),
+            "success_rate_click": None if clicks and clicks[0] is None else
+            _mean([bool(c) for c in clicks]),
             "mean_iou_seg": _mean(seg), "mean_iou_bbox": _mean(box),
             "test": {"n_pairs": both + human_only + machine_only + neither, "both": both,
                      "human_only": human_only, "machine_only": machine_only,
                      "neither": neither, "ties_excluded": ties,
                      "p_exact": float(stats.binomtest(human_only, disc, 0.5).pvalue)
                      if disc else 1.0}}
+        entry["pooled"] = {
+            crit: _pooled_human_machine(human_rows, positives, pairs, m, crit, level)
+            for crit in ("click", "iou")}
+        overall["methods"][m] = entry
     return {"human_condition": human_condition or "all",
-            "success": f"seg IoU > {IOU_SUCCESS} (official protocol); human: hit rate > 0.5",
+            "success": f"click criterion: the method's region contains the centroid of the "
+                       f"ground-truth region (a participant's hit: a click inside it); "
+                       f"beside it seg IoU > {IOU_SUCCESS} (official protocol)",
             "pairs": pairs, "overall": overall}
+
+
+def _pooled_human_machine(human: Sequence[Answer], positives, pairs: Sequence[Mapping],
+                          method: str, criterion: str, level: float) -> dict:
+    """Logistic GLMM of success on agent (machine vs human), pooled over the pairs."""
+    key = "success_click" if criterion == "click" else "success"
+    mach = [(t, p["machine"][method][key]) for t, p in zip(positives, pairs, strict=True)]
+    if not human or any(v is None for _, v in mach):
+        return {"criterion": criterion,
+                "error": "no human answers yet" if not human else
+                "the study did not keep this method's polygons (not one of its conditions)"}
+    y = [a.outcome == "hit" for a in human] + [bool(v) for _, v in mach]
+    agent = [0.0] * len(human) + [1.0] * len(mach)
+    item = [a.q for a in human] + [t.q for t, _ in mach]
+    who = [a.participant for a in human] + [f"machine:{method}"] * len(mach)
+    X = np.column_stack([np.ones(len(y)), agent])
+    out = {"criterion": criterion,
+           "formula": "success ~ agent + (1 | item) + (1 | participant)",
+           "n_human": len(human), "n_machine": len(mach)}
+    try:
+        fit = fit_glmm(np.array(y, dtype=np.float64), X, ["intercept", "machine"],
+                       {"item": np.array(item), "participant": np.array(who)})
+    except ValueError as exc:
+        return {**out, "error": str(exc)}
+    e = fit.effect("machine", level)
+    return {**out, "machine_vs_human": {**e, "odds_ratio": _exp(e["estimate"])},
+            "converged": fit.converged}
 
 
 # ---------------------------------------------------------------- the report
 
-def report(state, *, n_resamples: int = N_RESAMPLES, seed: int = 0, level: float = LEVEL
-           ) -> dict:
+def report(state, *, n_resamples: int = N_RESAMPLES, seed: int = 0, level: float = LEVEL,
+           fit_models: bool = True, check: bool = False) -> dict:
     """The whole analysis of a study (a :class:`bench.study.store.StudyState`), as
     printed by ``python -m bench study report --json``; its shape is documented in
-    docs/PROTOCOLS.md §7."""
+    docs/PROTOCOLS.md §7.6. Every figure and test uses the same *analysed* set: the
+    participants whom no declared exclusion rule removes (``flow``)."""
     d: StudyDefinition = state.definition
-    answers = state.answers
+    all_answers = state.answers
     conds = list(d.conditions)
+    practice = getattr(state, "practice_outcomes", None)
+    checks = participant_checks(all_answers, d, practice)
+    fl = flow(state, checks)
+    parts = getattr(state, "participants", None) or {}
+    returned = {p for p, x in parts.items() if getattr(x, "status", "") == "returned"}
+    keep = {c["participant"] for c in checks
+            if not c["excluded_by"] and c["participant"] not in returned}
+    answers = [a for a in all_answers if a.participant in keep]
     per_pid: dict[str, int] = {}
-    for a in answers:
+    for a in all_answers:
         per_pid[a.participant] = per_pid.get(a.participant, 0) + 1
     rows_info = []
     for r, row in enumerate(d.square):
@@ -418,9 +828,15 @@ def report(state, *, n_resamples: int = N_RESAMPLES, seed: int = 0, level: float
         rows_info.append({"row": r, "conditions_by_block": [conds[j] for j in row],
                           "assigned": len(members),
                           "completed": sum(per_pid.get(p, 0) >= d.n_trials for p in members),
+                          "analysed": sum(p in keep for p in members),
                           "answers": sum(per_pid.get(p, 0) for p in members)})
+    why = {c["participant"]: c for c in checks}
     plist = [{"participant": p, "row": asg.row, "index": asg.index, "assigned_at": asg.at,
-              "answered": per_pid.get(p, 0), "complete": per_pid.get(p, 0) >= d.n_trials}
+              "answered": per_pid.get(p, 0), "complete": per_pid.get(p, 0) >= d.n_trials,
+              "analysed": p in keep,
+              "excluded_by": "withdrawn" if p in returned else
+              why.get(p, {}).get("excluded_by"),
+              "rules": why.get(p, {}).get("rules", [])}
              for p, asg in sorted(state.assignments.items(), key=lambda kv: kv[1].index)]
     table = participant_measures(answers, conds)
     return {
@@ -431,32 +847,44 @@ def report(state, *, n_resamples: int = N_RESAMPLES, seed: int = 0, level: float
                    "n_trials": d.n_trials, "n_positive": d.n_positive, "n_catch": d.n_catch,
                    "catch": d.catch, "seed": d.seed, "order": d.order,
                    "square": [list(r) for r in d.square], "n_practice": len(d.practice),
-                   "methods": list(d.methods), "created": d.created},
+                   "methods": list(d.methods), "created": d.created,
+                   "allow_repeats": d.allow_repeats, "meetings_per_query": d.meetings,
+                   "catch_per_condition": d.catch_per_condition, "min_catch": d.min_catch,
+                   "catch_sources": d.catch_sources, "exclusions": d.exclusions.to_json()},
+        "flow": fl,
         "participants": {"assigned": len(state.assignments),
                          "started": sum(1 for p in state.assignments if per_pid.get(p)),
                          "completed": sum(p["complete"] for p in plist),
-                         "rows": rows_info, "list": plist},
-        "n_answers": len(answers),
+                         "analysed": len(keep), "rows": rows_info, "list": plist,
+                         "checks": checks},
+        "n_answers": len(answers), "n_answers_recorded": len(all_answers),
+        "n_participants": len(keep),
+        "model": models(answers, conds, level=level, check=check) if fit_models else None,
         "conditions": condition_summary(answers, conds, n_resamples=n_resamples, seed=seed,
                                         level=level),
         "participant_measures": table,
         "paired": {m: paired_tests(table, conds, m) for m in MEASURES},
-        "items": item_tests(answers, conds,
-                            {p: a.index for p, a in state.assignments.items()}),
-        "human_vs_machine": human_vs_machine(answers, d),
+        "items": item_tests(answers, conds),
+        "human_vs_machine": human_vs_machine(answers, d, level=level),
         "problems": {"skipped_lines": [str(p) for p in state.problems],
                      "repeats": [str(p) for p in state.repeats],
                      "refused": [{"participant": r.participant, "trial": r.trial,
                                   "why": r.why, "at": r.at} for r in state.refused]},
         "settings": {
             "level": level,
+            "analysed_set": "participants with answers whom no exclusion rule removes "
+                            "(flow); every figure below uses them",
             "bootstrap": {"method": "percentile", "n_resamples": n_resamples, "seed": seed},
-            "dprime": "log-linear: H = (hits + 0.5) / (positives + 1), "
-                      "F = (false alarms + 0.5) / (catch + 1)",
+            "dprime": "per participant and per condition (secondary): log-linear, "
+                      "H = (hits + 0.5) / (positives + 1), F = (false alarms + 0.5) / "
+                      "(catch + 1); primary: the probit GLMM (model.sdt)",
             "proportion_ci": "Clopper-Pearson exact",
-            "time": "browser ms, positive trials answered without a flag",
+            "time": "browser ms, positive trials answered without a flag; server ms on "
+                    "the same trials",
             "wilcoxon": "two-sided, zero differences dropped (zero_method='wilcox')",
-            "multiple_comparisons": "Holm, over the pairs of conditions"},
+            "multiple_comparisons": "Holm, over the pairs of conditions",
+            "repeats": (f"queries repeat: a participant meets up to {d.meetings} trials "
+                        "of one query" if d.meetings > 1 else "every query met once")},
     }
 
 
@@ -470,20 +898,67 @@ def _ms(x) -> str:
     return "n/a" if x is None else f"{x:.0f}"
 
 
+def _ci(ci, pct: bool = False) -> str:
+    return f"[{_f(ci[0], pct)}, {_f(ci[1], pct)}]"
+
+
 def format_report(rep: Mapping) -> str:
     """A short text version of :func:`report` for the terminal."""
-    d, p = rep["design"], rep["participants"]
+    d, fl = rep["design"], rep["flow"]
     lines = [f"study {rep['study']}: dataset {d['dataset']} ({d['source']}), "
-             f"{d['n_trials']} trials ({d['n_catch']} catch), conditions "
-             f"{', '.join(d['conditions'])}",
-             f"participants: {p['assigned']} assigned, {p['started']} started, "
-             f"{p['completed']} completed; {rep['n_answers']} answers",
-             f"{'condition':28} {'n':>4} {'hit rate':>9} {'FA rate':>8} {'dprime':>6} "
-             f"{'accuracy':>9} {'median ms':>10}"]
+             f"{d['n_trials']} trials ({d['n_catch']} catch, {d['catch_per_condition']} "
+             f"per condition), conditions {', '.join(d['conditions'])}"]
+    if d.get("allow_repeats") and d.get("meetings_per_query", 1) > 1:
+        lines.append(f"note: repeats allowed, a participant meets up to "
+                     f"{d['meetings_per_query']} trials of one query")
+    ex = ", ".join(f"{k} {v}" for k, v in fl["excluded"].items() if v) or "none"
+    lines.append(f"flow: opened {fl['opened']}, consented {fl['consented']}"
+                 f"{'' if fl['consent_recorded'] else ' (= answered; consent not recorded)'}"
+                 f", completed {fl['completed']}, withdrawn {fl['withdrawn']}, excluded "
+                 f"{ex}, analysed {fl['analysed']}")
+    lines.append(f"analysed: {rep['n_participants']} participants, {rep['n_answers']} "
+                 f"answers (of {rep['n_answers_recorded']} recorded)")
+    mod = rep.get("model")
+    if mod:
+        ref = mod["reference"]
+        mc = mod["correct"]
+        if "error" in mc:
+            lines.append(f"GLMM correct: {mc['error']}")
+        else:
+            lines.append(f"GLMM {mc['formula']} (n={mc['n']}, {mc['participants']} "
+                         f"participants, {mc['items']} items):")
+            for c, e in mc["effects"].items():
+                lines.append(f"  {c} vs {ref}: odds ratio {_f(e['odds_ratio'])} "
+                             f"{_ci(e['odds_ratio_ci'])}, p={_f(e['p'])}")
+        ms = mod["sdt"]
+        if "error" in ms:
+            lines.append(f"SDT probit GLMM: {ms['error']}")
+        else:
+            lines.append(f"SDT {ms['formula']} (n={ms['n']}):")
+            for c, e in ms["conditions"].items():
+                lines.append(f"  {c}: d' {_f(e['dprime']['estimate'])} "
+                             f"{_ci(e['dprime']['ci'])}, criterion "
+                             f"{_f(e['criterion']['estimate'])}")
+            for c, e in ms["effects"].items():
+                lines.append(f"  {c} vs {ref}: d' change {_f(e['dprime']['estimate'])} "
+                             f"{_ci(e['dprime']['ci'])} p={_f(e['dprime']['p'])}; criterion "
+                             f"change {_f(e['criterion']['estimate'])} "
+                             f"p={_f(e['criterion']['p'])}")
+        mt = mod["time"]
+        if "error" in mt:
+            lines.append(f"LMM time: {mt['error']}")
+        else:
+            lines.append(f"LMM {mt['formula']} (n={mt['n']} hits):")
+            for c, e in mt["effects"].items():
+                lines.append(f"  {c} vs {ref}: time ratio {_f(e['ratio'])} "
+                             f"{_ci(e['ratio_ci'])}, p={_f(e['p'])}")
+    lines.append(f"{'condition':28} {'n':>4} {'hit rate':>9} {'FA rate':>8} {'dprime':>6} "
+                 f"{'accuracy':>9} {'median ms':>10}")
     for s in rep["conditions"].values():
         lines.append(f"{s['label'][:28]:28} {s['n']:>4} {_f(s['hit_rate'], True):>9} "
                      f"{_f(s['false_alarm_rate'], True):>8} {_f(s['dprime']):>6} "
                      f"{_f(s['accuracy'], True):>9} {_ms(s['time_ms']['median']):>10}")
+    lines.append("secondary tests (per participant):")
     for m in ("hit_rate", "time_ms"):
         t = rep["paired"][m]
         if t["friedman"] is not None:
@@ -494,17 +969,23 @@ def format_report(rep: Mapping) -> str:
                          f"{_f(e['wilcoxon']['p'])} (Holm {_f(e['wilcoxon'].get('p_holm'))}), "
                          f"paired t p={_f(e['t']['p'])}")
     for e in rep["items"]["pairwise"]:
-        lines.append(f"items {e['a']} vs {e['b']}: {e['n_items']} items, hit only in a "
-                     f"{e['only_a']}, only in b {e['only_b']}, exact McNemar p="
-                     f"{_f(e['p_exact'])}")
-    hm = rep["human_vs_machine"]["overall"]
-    lines.append(f"human hit rate ({rep['human_vs_machine']['human_condition']}): "
-                 f"{_f(hm['human_hit_rate'], True)}")
+        lines.append(f"items {e['a']} vs {e['b']}: {e['n_items']} items, a higher "
+                     f"{e['a_higher']}, b higher {e['b_higher']}, Wilcoxon p="
+                     f"{_f(e['wilcoxon']['p'])}, sign test p={_f(e['sign_test_p'])}")
+    hv = rep["human_vs_machine"]
+    hm = hv["overall"]
+    ppp = hm["participants_per_pair"]
+    lines.append(f"human hit rate ({hv['human_condition']}): {_f(hm['human_hit_rate'], True)}"
+                 f"; answers per pair median {_f(ppp['median'])} (a per-pair test needs "
+                 f"{hm['per_pair_test_needs']['answers_per_pair']}, i.e. about "
+                 f"{hm['per_pair_test_needs']['participants']} participants)")
     for m, s in hm["methods"].items():
-        t = s["test"]
-        lines.append(f"  {m}: success {_f(s['success_rate'], True)}, mean seg IoU "
-                     f"{_f(s['mean_iou_seg'])}; human only {t['human_only']}, machine only "
-                     f"{t['machine_only']}, exact p={_f(t['p_exact'])}")
+        pc = s["pooled"]["click"]
+        eff = pc.get("machine_vs_human")
+        lines.append(f"  {m}: success click {_f(s['success_rate_click'], True)}, IoU>0.5 "
+                     f"{_f(s['success_rate'], True)}; pooled GLMM machine vs human (click): "
+                     + (f"odds ratio {_f(eff['odds_ratio'])} p={_f(eff['p'])}" if eff
+                        else pc.get("error", "n/a")))
     pr = rep["problems"]
     if pr["skipped_lines"] or pr["repeats"] or pr["refused"]:
         lines.append(f"{len(pr['skipped_lines'])} skipped lines, {len(pr['repeats'])} "
