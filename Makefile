@@ -48,15 +48,17 @@ postgresql:
 run: venv
 	$(BIN)/retbench app --port $(PORT) $(foreach d,$(DATA_ROOTS),--data-root $(d))
 
-# A participant-only server for one user study: every URL shows that study's participant
-# screens and nothing else (no sidebar, no other page). `make study STUDY=NAME [PORT=8502]
-# [ADDRESS=0.0.0.0]` (ADDRESS=0.0.0.0 serves the network); participants open
-# http://HOST:PORT/study?study=NAME&p=<participant id>. Studies: $BENCH_STUDY_DIR or ./studies.
+# A participant-only server for one user study, without Streamlit: every URL shows that
+# study's participant screens and nothing else. `make study STUDY=NAME [PORT=8502]
+# [ADDRESS=0.0.0.0] [WORKERS=2]` (ADDRESS=0.0.0.0 serves the network); participants open
+# the link `retbench study new` printed (http://HOST:PORT/take?study=NAME...). Studies:
+# $BENCH_STUDY_DIR or ./studies; BENCH_STUDY_DB=postgresql://... for a shared database.
 ADDRESS ?= 127.0.0.1
+STUDY_PORT ?= 8502
+WORKERS ?= 2
 study: venv
-	@test -n "$(STUDY)" || { echo "usage: make study STUDY=NAME [PORT=$(PORT)] [ADDRESS=0.0.0.0]"; exit 2; }
-	$(BIN)/python -m bench study report $(STUDY) > /dev/null
-	BENCH_PARTICIPANT_ONLY=1 BENCH_STUDY=$(STUDY) $(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true --server.address $(ADDRESS) --browser.gatherUsageStats false --client.toolbarMode minimal --client.showSidebarNavigation false
+	@test -n "$(STUDY)" || { echo "usage: make study STUDY=NAME [STUDY_PORT=$(STUDY_PORT)] [ADDRESS=0.0.0.0] [WORKERS=2]"; exit 2; }
+	$(BIN)/retbench study serve $(STUDY) --address $(ADDRESS) --port $(STUDY_PORT) --workers $(WORKERS)
 
 lint: dev
 	$(BIN)/ruff check .

@@ -100,7 +100,8 @@ def test_wheel_holds_bench_only_with_its_pages_and_metadata(wheel):
     assert not tops & GENERIC
     for must in ("bench/py.typed", "bench/api.py", "bench/cli.py", "bench/app/main.py",
                  "bench/app/streamlit_app.py", "bench/app/pages/query.py",
-                 "bench/app/pages/overview.py"):
+                 "bench/app/pages/overview.py", "bench/study/web/static/index.html",
+                 "bench/study/web/static/app.js", "bench/study/web/static/app.css"):
         assert must in names, must
     pages = {Path(n).name for n in names if n.startswith("bench/app/pages/")}
     assert pages == {p.name for p in (ROOT / "pages").glob("*.py")}
@@ -251,7 +252,7 @@ def test_installed_app_command_serves_the_app(installed, tmp_path_factory):
                             start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 90
+        deadline = time.time() + 180
         while True:
             try:
                 with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
@@ -262,6 +263,8 @@ def test_installed_app_command_serves_the_app(installed, tmp_path_factory):
             assert proc.poll() is None, Path(log.name).read_text()[-3000:]
             assert time.time() < deadline, "the app did not answer its health check"
             time.sleep(0.3)
+        with urllib.request.urlopen(url + "/take", timeout=10) as r:  # the study's routes
+            assert r.status == 200 and b"<html" in r.read().lower()
         if not os.path.exists("/usr/bin/chromium"):
             pytest.skip("/usr/bin/chromium not found: the page was not rendered")
         sync_api = pytest.importorskip("playwright.sync_api")

@@ -1,7 +1,7 @@
 """The router of the inspection app, run on every Streamlit rerun.
 
 Two scripts call :func:`main`: ``app.py`` in a checkout (``streamlit run app.py``) and
-``bench/app/streamlit_app.py`` in an installed package (``bench-workbench app``). Both sit
+``bench/app/streamlit_app.py`` in an installed package (``retbench app``). Both sit
 beside a ``pages/`` folder (in the wheel ``pages/`` is mapped to ``bench/app/pages``), so
 the page paths of :mod:`bench.app.routing` are the same relative paths in both.
 """

@@ -97,6 +97,10 @@ def add_arguments(u: argparse.ArgumentParser) -> None:
                                             "of participants (default 40; new: 20, 0 skips)")
     u.add_argument("--pilot", help="power: a pilot study whose data give the base rates and "
                                    "variances (default: stated defaults)")
+    u.add_argument("--address", help="serve: address of the participant server (default "
+                                      "127.0.0.1; 0.0.0.0 serves the network)")
+    u.add_argument("--port", type=int, help="serve: port (default 8502)")
+    u.add_argument("--workers", type=int, help="serve: server processes (default 2)")
     u.add_argument("--data-dir", help="study folder (default: $BENCH_STUDY_DIR, else "
                                       "./studies)")
     u.add_argument("--json", action="store_true")
@@ -378,6 +382,23 @@ def _power(args: argparse.Namespace, target: str) -> None:
           + (str(need) if need else "more than the largest number tried"))
 
 
+def _serve(args: argparse.Namespace, name: str) -> None:
+    """``study serve NAME``: the participant-only server of one study (no Streamlit):
+    participants open ``http://HOST:PORT/take?study=NAME...`` (bench/study/web)."""
+    import os
+
+    from bench.study.web import serve
+
+    if args.data_dir:
+        os.environ["BENCH_STUDY_DIR"] = str(Path(args.data_dir).expanduser())
+    workers = args.workers if args.workers is not None else 2
+    port = args.port if args.port is not None else 8502
+    if not (1 <= workers <= 64) or not (0 < port < 65536):
+        raise BenchError("bad arguments", "study serve", "--workers must be 1..64 and --port "
+                         "1..65535")
+    serve(name, args.address or "127.0.0.1", port, workers)
+
+
 def cli_study(args: argparse.Namespace) -> None:
     """Run ``python -m bench study ...`` (prints; BenchError on bad input)."""
     words = list(args.words)
@@ -392,6 +413,15 @@ def cli_study(args: argparse.Namespace) -> None:
             raise BenchError("bad arguments", "study new", "give exactly one study NAME")
         _new(args, words[1])
         return
+    if words[0] == "serve":
+        if len(words) != 2:
+            raise BenchError("bad arguments", "study serve", "give exactly one study NAME")
+        _serve(args, words[1])
+        return
+    given = [f"--{o}" for o in ("address", "port", "workers") if getattr(args, o) is not None]
+    if given:
+        raise BenchError("bad arguments", "study", f"{', '.join(given)} only go with "
+                         "`study serve`")
     if words[0] == "export":
         if len(words) != 2:
             raise BenchError("bad arguments", "study export", "give exactly one study NAME")
