@@ -1,26 +1,35 @@
-"""How fast the app answers (issue 4, point 7), on the built demo.
+"""How fast the app answers, and how far it is from Streamlit's own floor (issue 19, item 4).
 
-Targets: switching to another query with 50 thumbnails re-renders in < 0.5 s once the
-thumbnails are cached; opening the app shows the overview in < 3 s.
+1. Demo (``--no-demo`` skips): the script run alone (``streamlit.testing.v1.AppTest``),
+   and in Chromium the Overview and stepping through queries with 50 thumbnails.
+2. Real-size data (``benchmarks/make_realsize.py``: ROxford5k-sized, 70 queries, about
+   1,000 labelled pairs, method ``withr1m`` with R1M ranks of 1,004,993 x 70), dataset
+   ``roxford5k+R1M``:
 
-Two measurements:
+   - the page scripts (AppTest, charts included): the first session of a process with
+     no results kept on disk, then new sessions (warm caches); ``--profile PAGE``
+     prints cProfile's top functions of a warm run;
+   - against the floor: ``benchmarks/floor_app.py`` (four ``st.metric`` cards and one
+     70-bar Plotly chart) and each page (Overview, Errors, Query) are served in turn, in
+     the same run, each on its own fresh ``streamlit run`` server, for ``--rounds``
+     rounds (other processes share the CPU: medians are reported). Per page: *ever* = a
+     fresh server whose cache folder is empty (the first visit ever pays every scan);
+     *fresh* = a fresh server whose cache folder holds the results kept by an earlier
+     server (``bench.resultcache``) and a fresh browser context (no JavaScript cached);
+     *tab* = two new tabs of that browser context; *same* = two switches in one tab
+     from the Data & help page (the floor: from its second page) by the sidebar link.
+     Times are the browser's clock (from the navigation start, or from the click) at
+     the animation frame when the page's last metric card / last Plotly chart / last
+     element or image was drawn; each is printed with its ratio to the floor's time of
+     the same kind of visit. Then what the server sent in a new tab: websocket bytes,
+     Plotly JSON bytes, Arrow bytes of dataframes and tables, media bytes (images,
+     downloads), element counts by type (the ``ForwardMsg`` frames decoded). The Query
+     page is timed to two rows of result tiles (``.st-key-qtile_<rank>`` containers of
+     pages/query.py, 6 per row).
 
-1. Server side, with ``streamlit.testing.v1.AppTest`` (the script run only: what the
-   Python side costs per interaction; no browser, no network).
-2. In a real browser (Playwright driving /usr/bin/chromium) against ``streamlit run``:
-   from the click / page load until the script has finished, no element is still a
-   loading skeleton and every image has loaded. Skipped when chromium or playwright is
-   missing.
-
-3. The Overview on real-size data (``benchmarks/make_realsize.py``: ROxford5k-sized, 70
-   queries, about 1,000 labelled pairs, a plain method and one with R1M ranks of
-   1,004,993 x 70): from the page load on a fresh server (a new process) until the cards
-   are drawn, then until the four charts are; the same in a second tab; and the server's
-   resident memory afterwards (the R1M ranks file must not stay mapped).
-
-Usage: ``python benchmarks/bench_app.py [--demo DIR] [--queries N] [--no-browser]
-[--no-realsize]`` (default demo: ``bench.demo.default_demo_dir()``, built first if needed;
-the real-size data is built by make_realsize.py on first use, about 5 s).
+Usage: ``python benchmarks/bench_app.py [--no-demo] [--rounds N] [--pages overview,errors,
+query] [--realsize-root DIR] [--no-script-runs] [--profile PAGE] [--no-browser]
+[--no-realsize]`` (the real-size data is built by make_realsize.py on first use, ~5 s).
 """
 
 from __future__ import annotations
@@ -596,6 +605,7 @@ def script_runs(root: Path, pages: list[str], ds: str = "roxford5k+R1M",
     from streamlit.testing.v1 import AppTest
 
     os.environ["BENCH_DATA_ROOTS"] = str(root)
+    os.environ["BENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-app-script-")  # nothing kept
     params = {"src": "folder", "root": str(root), "ds": ds, "m": method}
     paths = {"overview": "pages/overview.py", "errors": "pages/errors.py",
              "query": "pages/query.py"}

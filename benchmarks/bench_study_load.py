@@ -21,6 +21,7 @@ Usage::
     python benchmarks/bench_study_load.py                      # table for N = 10 .. 300
     python benchmarks/bench_study_load.py --participants 300 [--pace human|max] [--json]
     python benchmarks/bench_study_load.py --db postgresql://... --servers 2   # shared PG
+    python benchmarks/bench_study_load.py --db temp --servers 2   # a temporary PG cluster
 
 The server's rate limits per address are raised for the run (every simulated participant
 comes from 127.0.0.1, and at ``max`` pace faster than a person): ``BENCH_STUDY_RATE_NEW``,
@@ -415,18 +416,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object per size")
     ap.add_argument("--workers", type=int, default=2, help="uvicorn workers per server")
     ap.add_argument("--servers", type=int, default=1, help="server processes (PostgreSQL)")
-    ap.add_argument("--db", help="BENCH_STUDY_DB for the servers (postgresql://...)")
+    ap.add_argument("--db", help="BENCH_STUDY_DB for the servers (postgresql://...), or "
+                    "'temp': a temporary PostgreSQL cluster (tests/pg.py)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per size")
     a = ap.parse_args(argv)
     if a.servers > 1 and not a.db:
         ap.error("--servers > 1 needs --db postgresql://... (one shared database)")
-    sizes = [a.participants] if a.participants else list(SIZES)
+    if a.db == "temp":  # a temporary PostgreSQL cluster of tests/pg.py, removed at the end
+        from tests.pg import find_pg_bin, temporary_cluster
+
+        if find_pg_bin() is None:
+            ap.error("--db temp needs Debian's postgresql package (initdb, pg_ctl)")
+        with temporary_cluster() as cluster:
+            return _table(a, sizes_of(a), cluster.new_database())
+    return _table(a, sizes_of(a), a.db)
+
+
+def sizes_of(a) -> list[int]:
+    return [a.participants] if a.participants else list(SIZES)
+
+
+def _table(a, sizes: list[int], db: str | None) -> int:
     if not a.json:
         print(f"{'N':>5} {'answers':>8} {'ans/s':>7} {'p50 s':>7} {'p95 s':>7} {'err':>4} "
               f"{'429':>4} {'lost':>4} {'dup':>4} {'CPU %':>6} {'RSS MB':>7}  pace={a.pace} "
               f"workers={a.workers} servers={a.servers}", flush=True)
     for n in sizes:
-        r = run_size(n, a.pace, workers=a.workers, servers=a.servers, db=a.db,
+        r = run_size(n, a.pace, workers=a.workers, servers=a.servers, db=db,
                      timeout=a.timeout)
         if a.json:
             print(json.dumps(r), flush=True)

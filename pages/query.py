@@ -294,8 +294,8 @@ def lightbox() -> None:
     name = loaders.db_image(ds, g, it.db)[0]
     _, cap, gt, pred, _ = tile_look(it, p_res, p_inp)
     left, right = st.columns([3, 2], gap="medium")
-    left.image(tile_bytes(it, p_res, p_inp, size=560,
-                          mode="both" if regions == "none" else None), width="stretch")
+    left.image(tile_bytes(it, p_res, p_inp, size=520,
+                          mode="both" if regions == "none" else None), width=520)
     with right:
         who = (f"{'A' if side == 'a' else 'B'} · {md(m.name if side == 'a' else name_b)}"
                if name_b else md(m.name))

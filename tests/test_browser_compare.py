@@ -188,7 +188,8 @@ def test_two_method_pair_view_shows_both_outlines(server, demo, page):
     assert colour_count(png, render.PRED_A_COLOR) > 150
     assert colour_count(png, render.PRED_B_COLOR) > no_b + 150
     table = page.locator('[data-testid="stTable"]').nth(1).inner_text()
-    assert f"A: {A}" in table and f"B: {B}" in table and "Δ (A − B)" in table
+    assert "A" in table and "B" in table and "Δ (A − B)" in table  # columns A, B, A − B
+    assert f"A: {A} vs B: {B}" in legend  # the names, above the table
     shot(page, "pair_two_methods")
 
 

@@ -25,25 +25,39 @@ def query_label(g: Gnd, q: int, ap: np.ndarray | None = None) -> str:
     return s
 
 
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$=^\"'")
+_MD_ALWAYS = set("\\`*[]<>$~|#!{}@")
 
 
 def md(name: object) -> str:
     """*name* (a query, image, method, category or study name read from a file or a URL)
-    as Markdown that shows exactly its characters: every Markdown / HTML punctuation mark
-    backslash-escaped, ``:`` and ``&`` as character references (Streamlit turns
-    ``:material/x:``, ``:red[...]`` and emoji codes into elements before escapes count),
-    line breaks as spaces. Use it for every name inside ``st.markdown``, captions, labels,
-    ``help`` texts and ``st.table`` cells, all of which Streamlit renders as Markdown."""
+    as Markdown that shows exactly its characters (docs/PROTOCOLS.md is not involved: this
+    is display only). Escaped: every character that can open Markdown or HTML (backslash,
+    backtick, ``* [ ] < > $ ~ | # ! { } @``), ``_`` unless inside a word, ``-`` / ``+`` /
+    ``1.`` at the start (lists), ``.`` after ``www``, and ``&`` and a ``:`` not followed by
+    a space as character references (Streamlit expands ``:material/x:``, ``:red[…]`` and
+    emoji codes, and GFM links ``http://…`` / ``www.…``, before escapes count); line
+    breaks become spaces. Plain text such as ``ranks.npy: shape (3, 7), n_db`` stays as it
+    is. Use it for every name inside ``st.markdown``, captions (``st.image`` captions too),
+    labels, ``help`` texts and ``st.table`` cells, all of which Streamlit renders as
+    Markdown."""
     s = " ".join(str(name).splitlines())
     out = []
-    for ch in s:
+    n = len(s)
+    for j, ch in enumerate(s):
+        prev = s[j - 1] if j else " "
+        nxt = s[j + 1] if j + 1 < n else " "
         if ch == "&":
             out.append("&amp;")
         elif ch == ":":
-            out.append("&#58;")
-        elif ch in _MD_SPECIAL:
+            out.append(":" if nxt == " " else "&#58;")
+        elif ch in _MD_ALWAYS:
             out.append("\\" + ch)
+        elif ch == "_":
+            out.append("_" if prev.isalnum() and nxt.isalnum() else "\\_")
+        elif ch in "-+=" and not s[:j].strip():
+            out.append("\\" + ch)
+        elif ch == "." and (s[:j].strip().isdigit() or s[max(0, j - 3):j].lower() == "www"):
+            out.append("\\.")
         else:
             out.append(ch)
     return "".join(out)

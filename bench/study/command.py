@@ -94,7 +94,7 @@ def add_arguments(u: argparse.ArgumentParser) -> None:
     u.add_argument("--effect", type=float, help="power: the difference sought (default 0.10 "
                                                 "in hit rate, 0.5 in d')")
     u.add_argument("--sims", type=int, help="power (and new): simulated studies per number "
-                                            "of participants (default 40; new: 20, 0 skips)")
+                                            "of participants (default 40; new: 10, 0 skips)")
     u.add_argument("--pilot", help="power: a pilot study whose data give the base rates and "
                                    "variances (default: stated defaults)")
     u.add_argument("--address", help="serve: address of the participant server (default "
@@ -231,7 +231,7 @@ def _new(args: argparse.Namespace, name: str) -> None:
            "completion_url": d.completion_url}
     from bench.study.design import design_warnings
 
-    pw = _power_of(d, args, 20)
+    pw = _power_of(d, args, 10)
     out["design"] = {"catch": d.n_catch, "catch_per_condition": d.catch_per_condition,
                      "min_catch": d.min_catch, "catch_sources": d.catch_sources,
                      "meetings_per_query": d.meetings, "allow_repeats": d.allow_repeats,

@@ -15,9 +15,10 @@ rebuilds the table reference -> picture from the study definition (no state), so
 server process can serve any picture; the reference says nothing about the trial (not
 its kind, not its pair, not its condition).
 
-Images are opened through the pixel cap: the header's size is checked before anything is
-decoded (a 13000 x 13000 PNG is refused without decoding a pixel), JPEGs are reduced on
-decode (PIL's draft mode), and every picture is at most the size class.
+Images are opened through the one decoder, :mod:`bench.formats.images` (docs/PROTOCOLS.md
+§8): the header's size is checked against its pixel caps before anything is decoded (a
+13000 x 13000 PNG is refused without decoding a pixel), decoding is reduced (JPEG draft,
+``reduce``), and every picture is at most the size class.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import hashlib
 import os
 import tempfile
 import threading
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,22 +35,17 @@ import numpy as np
 from PIL import Image
 
 from bench import render, thumbs
+from bench.errors import BenchError
+from bench.formats import images
 from bench.study.design import StudyDefinition, StudyTrial, find_dataset
 
-__all__ = ["MAX_PIXELS", "SIZES", "Picture", "PictureSpec", "image_size", "picture",
+__all__ = ["SIZES", "Picture", "PictureSpec", "image_size", "picture",
            "references", "size_class", "trial_pictures"]
 
 SIZES = (640, 960, 1280, 1920)
-MAX_PIXELS = 40_000_000  # refused above this (a 13000 x 13000 image is 169 M pixels)
 RENDER_VERSION = "1"
 JPEG_QUALITY = 88
 _MEM_ENTRIES = 512
-
-try:  # the engine's pixel-capped decoder, where it exists (bench/formats/images.py)
-    from bench.formats import images as _capped  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - until it lands
-    _capped = None
-
 
 @dataclass(frozen=True)
 class PictureSpec:
@@ -176,39 +171,24 @@ _SIZES_CACHE: dict[tuple, tuple[int, int] | None] = {}
 
 def image_size(d: StudyDefinition, name: str) -> tuple[int, int] | None:
     """``(w, h)`` of image *name* from its header (no decoding); None when missing,
-    unreadable or above :data:`MAX_PIXELS`."""
+    unreadable or above the decoder's caps (:func:`bench.formats.images.probe`)."""
     p = image_file(d, name)
     key = thumbs.file_key(p)
     if key is None:
         return None
     if key not in _SIZES_CACHE:
-        size = thumbs.image_size(p)
-        _SIZES_CACHE[key] = size if size and size[0] * size[1] <= MAX_PIXELS else None
+        try:
+            _SIZES_CACHE[key] = images.probe(p)
+        except BenchError:
+            _SIZES_CACHE[key] = None
     return _SIZES_CACHE[key]
 
 
 def open_capped(path: Path, max_side: int) -> Image.Image | None:
-    """The image in RGB, at most *max_side* on its longer side; None when missing,
-    unreadable, or above :data:`MAX_PIXELS` (checked on the header, before decoding)."""
-    if _capped is not None and hasattr(_capped, "open_image"):  # pragma: no cover
-        try:
-            return _capped.open_image(path, max_side=max_side, max_pixels=MAX_PIXELS)
-        except Exception:  # noqa: BLE001 - refused or unreadable
-            return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                if w * h > MAX_PIXELS or w <= 0 or h <= 0:
-                    return None
-                if im.format == "JPEG":
-                    im.draft("RGB", (max_side, max_side))
-                im.load()
-                img = render.ensure_rgb(im)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, MemoryError):
-        return None
-    return render.fit(img, max_side)
+    """The image in RGB, at most *max_side* on its longer side, through the one decoder
+    (:func:`bench.formats.images.open_image`: the caps checked on the header before any
+    pixel is decoded, reduced decoding); None when it refuses or cannot read it."""
+    return images.open_image(path, max_side=max_side)
 
 
 def _render(d: StudyDefinition, spec: PictureSpec) -> bytes | None:
