@@ -336,8 +336,8 @@ def test_create_refuses_an_existing_study_and_names_are_checked(store, tiny, dat
     for bad in ("", "../x", "a/b", ".hidden", "a b"):
         with pytest.raises(ValueError):
             ST.study_file(tmp_path, bad)
-    assert ST.study_link("s1") == "/study?study=s1"
-    assert ST.study_link("s1", "P07") == "/study?study=s1&p=P07"
+    assert ST.study_link("s1") == "/take?study=s1"
+    assert ST.study_link("s1", "P07") == "/take?study=s1&p=P07"
     with pytest.raises(BenchError, match="missing study"):
         ST.StudyStore.open("nope", data)
     bad = tmp_path / "x.jsonl"

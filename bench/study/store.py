@@ -164,12 +164,12 @@ def new_session_token() -> str:
 
 
 def study_link(study: str, participant: str | None = None) -> str:
-    """The lab link's path and query: ``/study?study=NAME`` (and ``&p=ID``). A study on
+    """The lab link's path and query: ``/take?study=NAME`` (and ``&p=ID``). A study on
     a recruiting platform: :func:`bench.study.platforms.participant_link`."""
     check_name(study)
     q = {"study": study} if participant is None else {"study": study,
                                                       "p": check_participant(participant)}
-    return "/study?" + urlencode(q)
+    return "/take?" + urlencode(q)  # the participant page (bench.study.web.PATH)
 
 
 def _iso(t: float | None = None) -> str:
