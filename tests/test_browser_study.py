@@ -228,11 +228,17 @@ def test_two_participants_reload_kill_restart_and_report(env, study, browser, tm
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["participants"]["completed"] == 2
+    from bench.study.stats import participant_checks
+
+    # the analysed set: the declared exclusion rules (§7.2) decide it; counts made here
+    keep = {c["participant"] for c in participant_checks(state.answers, store.definition, None)
+            if not c["excluded_by"]}
+    assert rep["flow"]["analysed"] == len(keep)
     by = {(a.participant, a.trial): a for a in state.answers}
     for c in store.definition.conditions:
-        mine = [(by[(p, t)], w) for p, t, w in acked if by[(p, t)].condition == c]
+        mine = [(by[(p, t)], w) for p, t, w in acked
+                if by[(p, t)].condition == c and p in keep]
         v = rep["conditions"][c]
         assert v["hits"] == sum(w == "hit" for _, w in mine)
         assert v["false_alarms"] == 0
         assert v["n_positive"] == sum(a.trial_kind == "positive" for a, _ in mine)
-    assert rep["flow"]["analysed"] == 2
