@@ -123,11 +123,21 @@ def trial_pictures(d: StudyDefinition, trial: StudyTrial, size: int) -> tuple[st
 
 # ---------------------------------------------------------------- files
 
-_FOLDERS: dict[tuple[str, str | None], Path | None] = {}
+_FOLDERS: dict[tuple[str, str], Path | None] = {}
+
+
+def _root_key(d: StudyDefinition) -> str:
+    """Where the dataset lies: its root, or (no root) the demo folder in force now, which
+    ``$BENCH_DEMO_DIR`` may change: a key without it would serve another demo's files."""
+    if d.root is not None:
+        return str(d.root)
+    from bench.demo import default_demo_dir
+
+    return f"demo:{default_demo_dir()}"
 
 
 def images_folder(d: StudyDefinition) -> Path | None:
-    k = (d.dataset, d.root)
+    k = (d.dataset, _root_key(d))
     if k not in _FOLDERS:
         try:
             _FOLDERS[k] = find_dataset(d.dataset, d.root).images
@@ -142,7 +152,7 @@ _FILES: dict[tuple, Path | None] = {}
 def image_file(d: StudyDefinition, name: str) -> Path | None:
     """The file of image *name* inside the dataset's images folder (None if missing or
     outside it; remembered per process)."""
-    k = (d.dataset, d.root, name)
+    k = (d.dataset, _root_key(d), name)
     if k in _FILES:
         return _FILES[k]
     p = _image_file(d, name)
